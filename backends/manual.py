@@ -1,0 +1,211 @@
+"""manual: a resolver whose updates the program pushes (grpc-go ``resolver/manual``).
+
+It is the test fake for everything that consumes a resolver, and a real backend for programs that
+know their addresses themselves. A resolver created with ``name="svc"`` is published in this process
+as ``manual:///svc``: ``naming.resolve``, ``naming.register`` and ``naming.dial`` then reach it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from naming import (
+    Address,
+    Backend,
+    BackendUnavailableError,
+    NamingError,
+    QueueWatcher,
+    Registration,
+    Resolver,
+    Target,
+    Update,
+    apply_updates,
+    diff,
+    hookimpl,
+)
+
+__all__ = ["ManualBackend", "ManualRegistration", "ManualResolver"]
+
+_published: dict[str, ManualResolver] = {}
+_published_lock = threading.Lock()
+
+
+class ManualResolver(Resolver):
+    """Every watcher first gets the current set, then each batch pushed after it was created.
+
+    ``update()`` delivers its batch unchanged (duplicates and unknown DELETEs included), so tests can
+    drive a balancer exactly; ``set_addresses()`` sends the difference to the current set. Both are
+    thread-safe and validate the whole input before anything changes.
+    """
+
+    def __init__(self, initial: Iterable[Address | str] = (), *, name: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self._addresses: list[Address] = list(dict.fromkeys(map(Address.of, initial)))
+        self._watchers: list[QueueWatcher] = []
+        self._closed = False
+        self.name = name
+        if name is not None:
+            with _published_lock:
+                if name in _published:
+                    raise NamingError(f"manual: a resolver is already published as {name!r}")
+                _published[name] = self
+
+    @classmethod
+    def published(cls, name: str) -> ManualResolver:
+        """The open resolver created with ``name=name``."""
+        with _published_lock:
+            resolver = _published.get(name)
+        if resolver is None:
+            raise BackendUnavailableError(
+                f"manual: no resolver is published as {name!r}; create ManualResolver(name={name!r})"
+            )
+        return resolver
+
+    @property
+    def addresses(self) -> list[Address]:
+        with self._lock:
+            return list(self._addresses)
+
+    @property
+    def watchers(self) -> int:
+        """How many watchers are open."""
+        with self._lock:
+            return len(self._watchers)
+
+    def resolve(self, target: Target | str = "manual:///") -> QueueWatcher:
+        created: list[QueueWatcher] = []
+
+        def forget() -> None:
+            with self._lock:
+                if created and created[0] in self._watchers:
+                    self._watchers.remove(created[0])
+
+        with self._lock:
+            self._check_open()
+            initial = [Update.add(a) for a in self._addresses]
+            watcher = QueueWatcher(initial, name="manual", on_close=forget)
+            created.append(watcher)
+            self._watchers.append(watcher)
+        return watcher
+
+    def update(self, updates: Iterable[Update]) -> None:
+        """Push one batch to every watcher, as it is, and apply it to the current set."""
+        batch = list(updates)
+        for position, update in enumerate(batch):
+            if not isinstance(update, Update):
+                raise TypeError(
+                    f"manual: update {position} is a {type(update).__name__}, not a naming.Update"
+                )
+        with self._lock:
+            self._check_open()
+            self._addresses = apply_updates(self._addresses, batch)
+            for watcher in self._watchers:
+                watcher.push(batch)
+
+    def set_addresses(self, addresses: Iterable[Address | str]) -> None:
+        """Replace the whole set; watchers get the difference as one batch (nothing if equal)."""
+        new = list(dict.fromkeys(map(Address.of, addresses)))
+        with self._lock:
+            self._check_open()
+            batch = diff(self._addresses, new)
+            self._addresses = new
+            if batch:
+                for watcher in self._watchers:
+                    watcher.push(batch)
+
+    def close(self) -> None:
+        """Close every watcher and unpublish the name. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher.close()
+        if self.name is not None:
+            with _published_lock:
+                if _published.get(self.name) is self:
+                    del _published[self.name]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NamingError("manual: resolver is closed")
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<ManualResolver{label} {len(self._addresses)} addresses>"
+
+
+class ManualRegistration(Registration):
+    """Adds an address to a published manual resolver; ``close()`` deletes it again."""
+
+    def __init__(self, resolver: ManualResolver, address: Address) -> None:
+        self.address = address
+        self._resolver = resolver
+        self._lock = threading.Lock()
+        self._closed = False
+        self._paused = False
+        resolver.update([Update.add(address)])
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._paused:
+                self._resolver.update([Update.delete(self.address)])
+
+    def pause(self) -> None:
+        with self._lock:
+            self._check_open()
+            if not self._paused:
+                self._paused = True
+                self._resolver.update([Update.delete(self.address)])
+
+    def resume(self) -> None:
+        with self._lock:
+            self._check_open()
+            if self._paused:
+                self._paused = False
+                self._resolver.update([Update.add(self.address)])
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NamingError(f"manual: registration of {self.address.addr} is closed")
+
+
+class _Borrowed(Resolver):
+    """A published resolver handed out by naming.resolve(): closing the view leaves it open."""
+
+    def __init__(self, resolver: ManualResolver) -> None:
+        self._resolver = resolver
+
+    def resolve(self, target: Target | str) -> QueueWatcher:
+        return self._resolver.resolve(target)
+
+
+class ManualBackend(Backend):
+    schemes = ("manual",)
+
+    def build(self, target: Target, **options: Any) -> Resolver:
+        if options:
+            raise TypeError(f"manual: takes no options, got {sorted(options)}")
+        return _Borrowed(ManualResolver.published(target.endpoint))
+
+    def register(
+        self, target: Target, address: Address, *, ttl: float, **options: Any
+    ) -> Registration:
+        if options:
+            raise TypeError(f"manual: registration takes no options, got {sorted(options)}")
+        return ManualRegistration(ManualResolver.published(target.endpoint), address)
+
+
+@hookimpl
+def naming_register_backends(register: Callable[[Backend], None]) -> None:
+    register(ManualBackend())

@@ -1,0 +1,47 @@
+"""Balancers with the legacy grpc-go v1 ``Balancer`` shape: start, up, get, notify, close.
+
+Built-ins: ``round_robin`` (:class:`RoundRobin`) and ``pick_first`` (:class:`PickFirst`). More come
+from plugins in the ``naming.balancers`` entry-point group; :func:`create` builds any of them by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from naming import Resolver
+from naming._plugins import registry
+
+from ._balancer import Balancer, BalancerConfig, DoneInfo, Down, Put
+from ._notify import Notifications
+from ._picker import Picker, PickerBalancer
+from .pickfirst import PickFirst
+from .roundrobin import RoundRobin
+
+__all__ = [
+    "Balancer",
+    "BalancerConfig",
+    "DoneInfo",
+    "Down",
+    "Notifications",
+    "PickFirst",
+    "Picker",
+    "PickerBalancer",
+    "Put",
+    "RoundRobin",
+    "create",
+]
+
+
+def create(name: str, resolver: Resolver | None = None, **options: Any) -> Balancer:
+    """Build the balancer installed as ``name`` (through plugins) with ``resolver`` and ``options``.
+
+    Raises UnknownBalancerError when no balancer has that name, TypeError naming the bad option.
+    """
+    cls = registry().balancer(name)
+    try:
+        inspect.signature(cls).bind(resolver=resolver, **options)
+    except TypeError as exc:
+        raise TypeError(f"{name}: bad options {sorted(options)}: {exc}") from None
+    balancer: Balancer = cls(resolver=resolver, **options)
+    return balancer

@@ -1,0 +1,71 @@
+"""Notifications: the legacy ``Notify()`` channel, capacity one, latest list wins."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from naming import Address, BalancerClosedError, DeadlineExceededError
+
+__all__ = ["Notifications"]
+
+
+class Notifications:
+    """Full address lists from a balancer to its channel.
+
+    The balancer calls ``publish()`` after every batch of updates; a list not yet read is replaced
+    by the newer one. The channel calls ``get()`` or iterates. All methods are thread-safe.
+    """
+
+    def __init__(self, owner: str = "balancer") -> None:
+        self._owner = owner
+        self._cond = threading.Condition()
+        self._latest: list[Address] | None = None
+        self._closed = False
+
+    def publish(self, addresses: Iterable[Address]) -> None:
+        """Offer a new full list (for balancer implementations). Ignored once closed."""
+        latest = list(addresses)
+        with self._cond:
+            if self._closed:
+                return
+            self._latest = latest
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """End the stream (for balancer implementations): readers get BalancerClosedError."""
+        with self._cond:
+            self._closed = True
+            self._latest = None
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> list[Address]:
+        """The newest full list not yet read; blocks until there is one.
+
+        Raises DeadlineExceededError when ``timeout`` passes, BalancerClosedError once closed.
+        """
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise BalancerClosedError(f"{self._owner}: balancer is closed")
+                if self._latest is not None:
+                    latest, self._latest = self._latest, None
+                    return latest
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceededError(
+                        f"{self._owner}: no new address list within {timeout}s"
+                    )
+                self._cond.wait(remaining)
+
+    def __iter__(self) -> Iterator[list[Address]]:
+        while True:
+            try:
+                yield self.get()
+            except BalancerClosedError:
+                return

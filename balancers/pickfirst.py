@@ -1,0 +1,44 @@
+"""pick_first: every RPC goes to the first connected address, and stays there while it is up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from naming import Address, hookimpl
+
+from ._balancer import Put
+from ._picker import Picker, PickerBalancer
+
+__all__ = ["PickFirst", "PickFirstPicker"]
+
+
+class PickFirstPicker(Picker):
+    __slots__ = ("address",)
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+
+    def pick(self) -> tuple[Address, Put | None]:
+        return self.address, None
+
+
+class PickFirst(PickerBalancer):
+    """The first connected address in list order; once chosen it is kept while it stays connected,
+    even when an address earlier in the list comes back (legacy pick-first over one connection)."""
+
+    name = "pick_first"
+
+    def build_picker(
+        self,
+        ready: tuple[Address, ...],
+        addresses: tuple[Address, ...],
+        previous: Picker | None,
+    ) -> Picker:
+        if isinstance(previous, PickFirstPicker) and previous.address in ready:
+            return previous
+        return PickFirstPicker(ready[0])
+
+
+@hookimpl
+def naming_register_balancers(register: Callable[[type[PickFirst]], None]) -> None:
+    register(PickFirst)

@@ -1,0 +1,78 @@
+"""Backend and Registration: what a backend plugin provides."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Any, ClassVar
+
+from ._resolver import Resolver
+from ._target import Target
+from ._types import Address
+from .errors import NamingError
+
+__all__ = ["Backend", "Registration"]
+
+
+class Registration(ABC):
+    """A server's record in a registry, kept alive until ``close()``.
+
+    ``close()`` removes the record at once and is idempotent. ``pause()`` takes the record out of the
+    registry without giving up the registration (clients stop picking the server, e.g. while it
+    drains); ``resume()`` puts it back. All three are thread-safe. A registration is a context manager.
+    """
+
+    address: Address
+
+    @abstractmethod
+    def close(self) -> None:
+        """Deregister: the record goes away now. Idempotent."""
+
+    @abstractmethod
+    def pause(self) -> None:
+        """Remove the record but keep the registration, so that ``resume()`` can restore it."""
+
+    @abstractmethod
+    def resume(self) -> None:
+        """Put the record back after ``pause()``."""
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+
+    def __enter__(self) -> Registration:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Backend(ABC):
+    """A registry backend, published by a plugin under one or more URI schemes.
+
+    ``schemes`` lists the URI schemes it serves, canonical first (``("zk", "zookeeper")``).
+    ``build()`` makes a Resolver for a target's authority and options; the resolver's ``resolve()``
+    is then called with the same target. ``register()`` is for backends that can hold server records;
+    the default says that this one cannot.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def build(self, target: Target, **options: Any) -> Resolver:
+        """Return a resolver for ``target``. Unknown or bad options raise a clear error."""
+
+    def register(
+        self, target: Target, address: Address, *, ttl: float, **options: Any
+    ) -> Registration:
+        """Publish ``address`` under ``target`` and keep it alive; see :class:`Registration`."""
+        raise NamingError(f"{target.scheme}: this backend does not support registration")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} schemes={list(self.schemes)}>"

@@ -1,0 +1,295 @@
+"""The plugin manager: finds backends and balancers through entry points, lazily and once.
+
+Only the entry point that a scheme or balancer name asks for is loaded. Built-ins are declared in
+grpc-naming's own pyproject under the same groups, so they load through the same door.
+
+Environment:
+
+* ``NAMING_DISABLE_PLUGIN_AUTOLOAD=1``: load no third-party entry points (grpc-naming's own built-ins
+  still load); plugins can still be added with :func:`naming.add_plugin`.
+* ``NAMING_DISABLED_PLUGINS=a,b``: never load the entry points named ``a`` or ``b``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import pluggy
+
+from . import hookspecs
+from ._backend import Backend
+from .errors import PluginError, UnknownBalancerError, UnknownSchemeError
+
+__all__ = [
+    "BACKENDS_GROUP",
+    "BALANCERS_GROUP",
+    "PluginInfo",
+    "PluginRegistry",
+    "hookimpl",
+    "registry",
+    "set_registry",
+]
+
+log = logging.getLogger(__name__)
+
+hookimpl = pluggy.HookimplMarker("naming")
+
+BACKENDS_GROUP = "naming.backends"
+BALANCERS_GROUP = "naming.balancers"
+OWN_DISTRIBUTION = "grpc-naming"
+
+EntryPoints = Callable[[str], Iterable[metadata.EntryPoint]]
+
+
+def _installed_entry_points(group: str) -> Iterable[metadata.EntryPoint]:
+    return metadata.entry_points(group=group)
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``available_*`` and the CLI report about one installed name."""
+
+    name: str
+    group: str
+    value: str
+    distribution: str
+    version: str
+
+
+def _dist_of(entry_point: metadata.EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    if dist is None:
+        return "?", "?"
+    return dist.metadata["Name"] or "?", dist.version or "?"
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+class PluginRegistry:
+    """Holds the pluggy manager and the backends and balancers that plugins registered.
+
+    Thread-safe. Tests build their own instance and install it with :func:`set_registry`.
+    """
+
+    def __init__(
+        self,
+        *,
+        autoload: bool = True,
+        disabled: Iterable[str] = (),
+        entry_points: EntryPoints = _installed_entry_points,
+    ) -> None:
+        self._pm = pluggy.PluginManager("naming")
+        self._pm.add_hookspecs(hookspecs)
+        self._autoload = autoload
+        self._disabled = frozenset(disabled)
+        self._entry_points = entry_points
+        self._lock = threading.RLock()
+        self._backends: dict[str, tuple[Backend, str]] = {}
+        self._balancers: dict[str, tuple[type[Any], str]] = {}
+        self._attempted: set[tuple[str, str]] = set()
+        self._failed: dict[tuple[str, str], PluginError] = {}
+
+    @classmethod
+    def from_environment(cls) -> PluginRegistry:
+        autoload = os.environ.get("NAMING_DISABLE_PLUGIN_AUTOLOAD", "") not in ("1", "true", "yes")
+        raw = os.environ.get("NAMING_DISABLED_PLUGINS", "")
+        return cls(autoload=autoload, disabled=[n.strip() for n in raw.split(",") if n.strip()])
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def backend(self, scheme: str) -> Backend:
+        """The backend for ``scheme``, loading its entry point on first use."""
+        with self._lock:
+            if scheme not in self._backends:
+                self._load(BACKENDS_GROUP, scheme)
+            if scheme in self._backends:
+                return self._backends[scheme][0]
+        installed = ", ".join(self.names(BACKENDS_GROUP)) or "none"
+        raise UnknownSchemeError(
+            f"naming: no backend for scheme {scheme!r}; installed: {installed}"
+        )
+
+    def balancer(self, name: str) -> type[Any]:
+        """The balancer class registered as ``name``, loading its entry point on first use."""
+        with self._lock:
+            if name not in self._balancers:
+                self._load(BALANCERS_GROUP, name)
+            if name in self._balancers:
+                return self._balancers[name][0]
+        installed = ", ".join(self.names(BALANCERS_GROUP)) or "none"
+        raise UnknownBalancerError(f"naming: no balancer named {name!r}; installed: {installed}")
+
+    def names(self, group: str) -> list[str]:
+        """Every name in ``group``: the ones already registered and the loadable entry points."""
+        registered = self._backends if group == BACKENDS_GROUP else self._balancers
+        with self._lock:
+            known = set(registered)
+        known.update(ep.name for ep in self._allowed(group))
+        return sorted(known)
+
+    def describe(self, group: str) -> list[PluginInfo]:
+        """One PluginInfo per allowed entry point of ``group``, without loading anything."""
+        infos = []
+        for ep in self._allowed(group):
+            dist, version = _dist_of(ep)
+            infos.append(PluginInfo(ep.name, group, ep.value, dist, version))
+        return sorted(infos, key=lambda info: info.name)
+
+    # -- registering ---------------------------------------------------------------------------
+
+    def add_plugin(self, plugin: object, name: str | None = None) -> None:
+        """Register a plugin object (module, class or instance with hookimpls) and run its hooks."""
+        with self._lock:
+            self._register(plugin, name or f"added:{getattr(plugin, '__name__', repr(plugin))}")
+
+    def _allowed(self, group: str) -> list[metadata.EntryPoint]:
+        allowed = []
+        for ep in self._entry_points(group):
+            if ep.name in self._disabled:
+                continue
+            if not self._autoload and _normalise(_dist_of(ep)[0]) != OWN_DISTRIBUTION:
+                continue
+            allowed.append(ep)
+        return allowed
+
+    def _load(self, group: str, name: str) -> None:
+        key = (group, name)
+        if key in self._failed:
+            raise self._failed[key]
+        if key in self._attempted:
+            return
+        candidates = [ep for ep in self._allowed(group) if ep.name == name]
+        if not candidates:
+            return
+        if len(candidates) > 1:
+            dists = ", ".join(sorted({" ".join(_dist_of(ep)) for ep in candidates}))
+            self._fail(
+                key, f"naming: {group} entry point {name!r} is declared more than once: {dists}"
+            )
+        entry_point = candidates[0]
+        dist, version = _dist_of(entry_point)
+        label = f"plugin {name!r} ({entry_point.value}) from distribution {dist} {version}"
+        self._attempted.add(key)
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:
+            self._fail(key, f"naming: {label} failed to import: {type(exc).__name__}: {exc}", exc)
+        try:
+            self._register(plugin, f"{group}:{name}")
+        except PluginError as exc:
+            self._fail(key, f"naming: {label}: {exc}", exc)
+
+    def _fail(
+        self, key: tuple[str, str], message: str, cause: BaseException | None = None
+    ) -> NoReturn:
+        error = PluginError(message)
+        self._failed[key] = error
+        log.error("%s", message)
+        raise error from cause
+
+    def _register(self, plugin: object, name: str) -> None:
+        if self._pm.is_registered(plugin):
+            return  # one module serving several entry names (an alias) is loaded once
+        try:
+            self._pm.register(plugin, name)
+            self._pm.check_pending()
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            raise PluginError(f"plugin {name!r} is not valid: {exc}") from exc
+        others = [p for p in self._pm.get_plugins() if p is not plugin]
+        backends: list[Backend] = []
+        balancers: list[type[Any]] = []
+        try:
+            self._pm.subset_hook_caller("naming_register_backends", others)(
+                register=backends.append
+            )
+            self._pm.subset_hook_caller("naming_register_balancers", others)(
+                register=balancers.append
+            )
+            new_backends = self._checked_backends(backends, name)
+            new_balancers = self._checked_balancers(balancers, name)
+        except PluginError:
+            self._pm.unregister(plugin)
+            raise
+        except Exception as exc:
+            self._pm.unregister(plugin)
+            raise PluginError(
+                f"plugin {name!r} failed in its hook: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._backends.update(new_backends)
+        self._balancers.update(new_balancers)
+
+    def _checked_backends(
+        self, backends: list[Backend], owner: str
+    ) -> dict[str, tuple[Backend, str]]:
+        new: dict[str, tuple[Backend, str]] = {}
+        for backend in backends:
+            if not isinstance(backend, Backend):
+                raise PluginError(
+                    f"plugin {owner!r} registered {backend!r}, which is not a naming.Backend"
+                )
+            if not backend.schemes:
+                raise PluginError(f"plugin {owner!r} registered {backend!r} with no schemes")
+            for scheme in backend.schemes:
+                self._check_free(scheme, "scheme", new, self._backends, owner)
+                new[scheme] = (backend, owner)
+        return new
+
+    def _checked_balancers(
+        self, classes: list[type[Any]], owner: str
+    ) -> dict[str, tuple[type[Any], str]]:
+        from balancers import Balancer  # late: balancers imports naming
+
+        new: dict[str, tuple[type[Any], str]] = {}
+        for cls in classes:
+            if not (isinstance(cls, type) and issubclass(cls, Balancer)):
+                raise PluginError(
+                    f"plugin {owner!r} registered {cls!r}, which is not a balancers.Balancer subclass"
+                )
+            name = getattr(cls, "name", "")
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {owner!r} registered {cls.__name__} without a name")
+            self._check_free(name, "balancer", new, self._balancers, owner)
+            new[name] = (cls, owner)
+        return new
+
+    @staticmethod
+    def _check_free(
+        name: str, kind: str, new: dict[str, Any], existing: dict[str, Any], owner: str
+    ) -> None:
+        holder = existing.get(name, new.get(name))
+        if holder is not None:
+            raise PluginError(
+                f"{kind} {name!r} registered by plugin {owner!r} is already registered "
+                f"by plugin {holder[1]!r}"
+            )
+
+
+_registry: PluginRegistry | None = None
+_registry_lock = threading.Lock()
+
+
+def registry() -> PluginRegistry:
+    """The process-wide registry, built from the environment on first use."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            _registry = PluginRegistry.from_environment()
+        return _registry
+
+
+def set_registry(new: PluginRegistry | None) -> PluginRegistry | None:
+    """Install ``new`` as the process-wide registry (None: rebuild on next use); return the old one."""
+    global _registry
+    with _registry_lock:
+        old, _registry = _registry, new
+        return old

@@ -1,0 +1,85 @@
+"""Resolver and Watcher: the contracts of the legacy grpc-go ``naming`` package, in Python."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from types import TracebackType
+
+from ._target import Target
+from ._types import Update
+from .errors import WatcherClosedError
+
+__all__ = ["Resolver", "Watcher"]
+
+
+class Watcher(ABC):
+    """Tracks the resolution of one target (legacy ``naming.Watcher``).
+
+    Contract:
+
+    * ``next()`` blocks until there are updates, the timeout passes, or the watcher is closed.
+      The **first** call returns the whole current set as ADD updates (an empty list when the name
+      has no address). Every later call returns only what changed since the previous call: ADDs and
+      DELETEs, never an empty list except when ``timeout`` passed with nothing new.
+    * ``next()`` raises only when the watcher cannot recover: :class:`WatcherClosedError` after
+      ``close()``, or the backend's error when it gave up. Registry trouble that can be retried is
+      retried inside the watcher, which keeps the last known set meanwhile.
+    * ``next()`` is meant for one consumer thread. ``close()`` may be called from any thread at any
+      time, more than once; it wakes a blocked ``next()``, which then raises WatcherClosedError.
+
+    A watcher is iterable (one batch per step, until it is closed) and a context manager.
+    """
+
+    @abstractmethod
+    def next(self, timeout: float | None = None) -> list[Update]:
+        """Block for the next batch of updates; see the class docstring for the contract."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop watching and release what the watcher holds. Idempotent and thread-safe."""
+
+    def __iter__(self) -> Iterator[list[Update]]:
+        while True:
+            try:
+                yield self.next()
+            except WatcherClosedError:
+                return
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Resolver(ABC):
+    """Creates watchers for targets (legacy ``naming.Resolver``).
+
+    ``resolve()`` must not block on the network for long: it returns a Watcher whose ``next()`` does
+    the waiting. It is thread-safe. A resolver that holds a registry client releases it in
+    ``close()``; watchers already returned stop at that point too.
+    """
+
+    @abstractmethod
+    def resolve(self, target: Target | str) -> Watcher:
+        """Return a watcher that tracks ``target``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for resolvers that hold nothing
+        """Release the resolver's resources. Idempotent; the default holds nothing."""
+
+    def __enter__(self) -> Resolver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,136 @@
+"""Targets in the form of the gRPC naming document: ``scheme://authority/endpoint?options``.
+
+``etcd://127.0.0.1:2379,127.0.0.1:22379/hello?prefix=/services`` has scheme ``etcd``, authority
+``127.0.0.1:2379,127.0.0.1:22379`` (the registry's own address, may be empty), endpoint ``hello``
+(the name being resolved, percent-decoded) and options ``{"prefix": "/services"}``.
+
+A target without ``://`` is a DNS name, as in gRPC: ``localhost:50051`` is ``dns:///localhost:50051``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from ._types import FrozenMap
+from .errors import TargetError
+
+__all__ = ["DEFAULT_SCHEME", "Target", "parse_target"]
+
+DEFAULT_SCHEME = "dns"
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed target. ``options`` is an immutable mapping of the query string."""
+
+    scheme: str
+    authority: str
+    endpoint: str
+    options: FrozenMap
+
+    def __init__(
+        self,
+        scheme: str,
+        authority: str,
+        endpoint: str,
+        options: Mapping[str, str] | None = None,
+    ) -> None:
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "authority", authority)
+        object.__setattr__(self, "endpoint", endpoint)
+        object.__setattr__(self, "options", FrozenMap(options or {}))
+
+    def __str__(self) -> str:
+        text = f"{self.scheme}://{self.authority}/{quote(self.endpoint, safe=_ENDPOINT_SAFE)}"
+        if self.options:
+            pairs = (
+                f"{quote(k, safe=_OPTION_SAFE)}={quote(str(v), safe=_OPTION_SAFE)}"
+                for k, v in self.options.items()
+            )
+            text += "?" + "&".join(pairs)
+        return text
+
+    @property
+    def hosts(self) -> list[str]:
+        """The authority split on commas: the registry endpoints to try, in order."""
+        return [host for host in self.authority.split(",") if host]
+
+
+_ENDPOINT_SAFE = "/:,@!$'()*+;=-._~"
+_OPTION_SAFE = "/:,@!$'()*+;-._~"
+
+
+def parse_target(text: str) -> Target:
+    """Parse a target string; raise TargetError naming the part that is wrong.
+
+    Rules: the scheme is lowercased and must match ``[A-Za-z][A-Za-z0-9+.-]*``; the authority is
+    everything up to the next ``/`` and may be empty but may not hold credentials (``@``); the endpoint
+    must not be empty; options are ``key=value`` pairs joined by ``&`` (a bare ``key`` means ``""``),
+    keys may not repeat; fragments, whitespace and control characters are refused.
+    """
+    if not isinstance(text, str):
+        raise TargetError(f"target: expected a string, got {type(text).__name__}")
+    if not text:
+        raise TargetError("target: empty")
+    bad = _BAD_CHARS.search(text)
+    if bad:
+        raise TargetError(
+            f"target {text!r}: whitespace or control character {bad.group()!r} at {bad.start()}"
+        )
+    if "#" in text:
+        raise TargetError(f"target {text!r}: fragments ('#') are not allowed")
+    if "://" not in text:
+        return _parse_uri(f"{DEFAULT_SCHEME}:///{text}", text)
+    return _parse_uri(text, text)
+
+
+def _parse_uri(uri: str, original: str) -> Target:
+    scheme, _, rest = uri.partition("://")
+    if not _SCHEME.fullmatch(scheme):
+        raise TargetError(f"target {original!r}: bad scheme {scheme!r}")
+    path, _, query = rest.partition("?")
+    authority, slash, raw_endpoint = path.partition("/")
+    if not slash:
+        raise TargetError(f"target {original!r}: missing '/' between authority and endpoint")
+    if "@" in authority:
+        raise TargetError(
+            f"target {original!r}: credentials do not belong in the authority; "
+            "pass them as options to the backend"
+        )
+    endpoint = _decode(raw_endpoint, "endpoint", original)
+    if not endpoint:
+        raise TargetError(f"target {original!r}: missing endpoint (the name to resolve)")
+    return Target(scheme.lower(), authority, endpoint, _parse_options(query, original))
+
+
+def _parse_options(query: str, original: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for piece in query.split("&"):
+        if not piece:
+            continue
+        raw_key, _, raw_value = piece.partition("=")
+        key = _decode(raw_key, "option name", original)
+        if not key:
+            raise TargetError(f"target {original!r}: option {piece!r} has no name")
+        if key in options:
+            raise TargetError(f"target {original!r}: option {key!r} given twice")
+        options[key] = _decode(raw_value, f"option {key!r}", original)
+    return options
+
+
+def _decode(raw: str, part: str, original: str) -> str:
+    try:
+        decoded = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise TargetError(
+            f"target {original!r}: {part} is not valid percent-encoded UTF-8"
+        ) from None
+    if _BAD_CHARS.search(decoded):
+        raise TargetError(f"target {original!r}: {part} decodes to a control character")
+    return decoded

@@ -1,0 +1,151 @@
+"""Ready-made watchers for backends: one fed with batches, one fed with whole address sets."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from ._diff import diff
+from ._resolver import Watcher
+from ._types import Address, Update
+from .errors import NamingError, WatcherClosedError
+
+__all__ = ["QueueWatcher", "SnapshotWatcher"]
+
+
+class _BaseWatcher(Watcher):
+    """Locking, timeouts, close and failure shared by the two watchers below."""
+
+    def __init__(self, name: str, on_close: Callable[[], None] | None) -> None:
+        self._name = name
+        self._cond = threading.Condition()
+        self._closed = False
+        self._error: NamingError | None = None
+        self._on_close = on_close
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self) -> list[Update]:
+        raise NotImplementedError
+
+    def next(self, timeout: float | None = None) -> list[Update]:
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise WatcherClosedError(f"{self._name}: watcher is closed")
+                if self._ready():
+                    return self._take()
+                if self._error is not None:
+                    raise self._error
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+
+    def fail(self, error: NamingError) -> None:
+        """Report that the backend gave up: next() raises ``error`` once pending updates are read."""
+        with self._cond:
+            if self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        if self._on_close is not None:
+            self._on_close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class QueueWatcher(_BaseWatcher):
+    """A watcher fed batch by batch: each ``push()`` is returned, unchanged, by one ``next()``.
+
+    For backends that receive deltas (and for the manual resolver). ``push()`` is thread-safe and is
+    ignored once the watcher is closed. ``on_close`` runs once, after the first ``close()``.
+    """
+
+    def __init__(
+        self,
+        initial: Iterable[Update] = (),
+        *,
+        name: str = "watcher",
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(name, on_close)
+        self._batches: deque[list[Update]] = deque([list(initial)])
+
+    def push(self, batch: Iterable[Update]) -> None:
+        batch = list(batch)
+        with self._cond:
+            if self._closed:
+                return
+            self._batches.append(batch)
+            self._cond.notify_all()
+
+    def _ready(self) -> bool:
+        return bool(self._batches)
+
+    def _take(self) -> list[Update]:
+        return self._batches.popleft()
+
+
+class SnapshotWatcher(_BaseWatcher):
+    """A watcher fed whole address sets: ``next()`` returns the difference to what it returned before.
+
+    For backends that see full snapshots (static lists, DNS answers, ZooKeeper children, Consul health
+    results). Nothing is returned before the first ``publish()``; the first ``next()`` after it returns
+    the whole set as ADDs; later calls block until the set really changes. Changes that cancel out
+    before the consumer reads them are never seen, which is what a balancer wants.
+    """
+
+    def __init__(
+        self,
+        initial: Iterable[Address] | None = None,
+        *,
+        name: str = "watcher",
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(name, on_close)
+        self._delivered: list[Address] | None = None
+        self._latest: list[Address] | None = None
+        self._pending: list[Update] = []
+        if initial is not None:
+            self.publish(initial)
+
+    def publish(self, addresses: Iterable[Address]) -> None:
+        """Replace the current set (order is kept, duplicates collapse). Thread-safe."""
+        latest = list(dict.fromkeys(addresses))
+        with self._cond:
+            if self._closed:
+                return
+            self._latest = latest
+            self._pending = diff(self._delivered or [], latest)
+            if self._pending or self._delivered is None:
+                self._cond.notify_all()
+
+    @property
+    def addresses(self) -> list[Address]:
+        """The most recently published set (empty before the first publish)."""
+        with self._cond:
+            return list(self._latest or [])
+
+    def _ready(self) -> bool:
+        return self._latest is not None and (self._delivered is None or bool(self._pending))
+
+    def _take(self) -> list[Update]:
+        updates, self._pending = self._pending, []
+        self._delivered = self._latest
+        return updates
