@@ -1,9 +1,10 @@
 """PickerBalancer: the legacy bookkeeping once, with picking delegated to immutable picker snapshots.
 
 Every change (a batch from the watcher, ``up()``, ``down()``) rebuilds a snapshot under the lock:
-the full list, the ready addresses in list order and a Picker built from them. ``get()`` reads the
-current snapshot and asks its picker, with no I/O and no lock on the fast path. A new policy only
-writes ``build_picker()``.
+the full list, the ready addresses in list order and a Picker built from them; when the ready
+addresses did not change the picker is kept, so a policy's position survives unrelated churn.
+``get()`` reads the current snapshot and asks its picker, with no I/O and no lock on the fast path.
+A new policy only writes ``build_picker()``.
 """
 
 from __future__ import annotations
@@ -238,6 +239,8 @@ class PickerBalancer(Balancer):
         addresses = tuple(self._addrs)
         ready = tuple(address for address, connected in self._addrs.items() if connected)
         picker = None
-        if ready:
+        if ready == self._snapshot.ready:
+            picker = self._snapshot.picker  # same ready set: keep the picker and its position
+        elif ready:
             picker = self._last_picker = self.build_picker(ready, addresses, self._last_picker)
         self._snapshot = _Snapshot(addresses, ready, picker)

@@ -16,17 +16,25 @@ __all__ = ["RoundRobin", "RoundRobinPicker"]
 class RoundRobinPicker(Picker):
     """Rotates over ``ready``; ``next()`` on an itertools counter is atomic, so no lock is needed."""
 
-    __slots__ = ("_counter", "last", "ready")
+    __slots__ = ("_carried", "_counter", "_last", "ready")
 
-    def __init__(self, ready: tuple[Address, ...], start: int = 0) -> None:
+    def __init__(
+        self, ready: tuple[Address, ...], start: int = 0, carried: Address | None = None
+    ) -> None:
         self.ready = ready
         self._counter = itertools.count(start)
-        self.last: int | None = None
+        self._last: int | None = None
+        self._carried = carried
 
     def pick(self) -> tuple[Address, Put | None]:
         index = next(self._counter) % len(self.ready)
-        self.last = index
+        self._last = index
         return self.ready[index], None
+
+    @property
+    def last_picked(self) -> Address | None:
+        """The address picked last, by this picker or by the ones it replaced."""
+        return self._carried if self._last is None else self.ready[self._last]
 
 
 class RoundRobin(PickerBalancer):
@@ -44,22 +52,20 @@ class RoundRobin(PickerBalancer):
         addresses: tuple[Address, ...],
         previous: Picker | None,
     ) -> Picker:
-        return RoundRobinPicker(ready, _resume_after(ready, addresses, previous))
+        last = previous.last_picked if isinstance(previous, RoundRobinPicker) else None
+        return RoundRobinPicker(ready, _resume_after(last, ready, addresses), last)
 
 
 def _resume_after(
-    ready: tuple[Address, ...], addresses: tuple[Address, ...], previous: Picker | None
+    last: Address | None, ready: tuple[Address, ...], addresses: tuple[Address, ...]
 ) -> int:
-    """Index into ``ready`` of the first connected address after the one picked last."""
-    if not isinstance(previous, RoundRobinPicker) or previous.last is None:
+    """Index into ``ready`` of the first connected address after ``last`` in list order."""
+    if last is None or last not in addresses:
         return 0
-    last = previous.ready[previous.last]
-    if last not in addresses:
-        return (previous.last + 1) % len(ready)
-    position: Callable[[Address], int] = {a: i for i, a in enumerate(addresses)}.__getitem__
-    after = position(last)
+    position = {address: index for index, address in enumerate(addresses)}
+    after = position[last]
     for index, address in enumerate(ready):
-        if position(address) > after:
+        if position[address] > after:
             return index
     return 0
 

@@ -32,7 +32,11 @@ def _list(group: str, plugins: PluginRegistry, check: bool) -> int:
         rows.append((info.name, f"{info.distribution} {info.version}", info.value, status))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[3]
+        )
     return 1 if failures else 0
 
 

@@ -23,6 +23,7 @@ DEFAULT_SCHEME = "dns"
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,6 @@ def _decode(raw: str, part: str, original: str) -> str:
         raise TargetError(
             f"target {original!r}: {part} is not valid percent-encoded UTF-8"
         ) from None
-    if _BAD_CHARS.search(decoded):
+    if _CONTROL.search(decoded):
         raise TargetError(f"target {original!r}: {part} decodes to a control character")
     return decoded
