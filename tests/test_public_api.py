@@ -44,7 +44,7 @@ DESIGN_NAMES = {
 }
 
 
-@pytest.mark.parametrize("module_name", ["naming", "balancers", "naming.errors"])
+@pytest.mark.parametrize("module_name", ["naming", "balancers", "naming.errors", "naming.testing"])
 def test_all_lists_exactly_the_public_names(module_name: str) -> None:
     module = importlib.import_module(module_name)
     public = {
