@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from backends.manual import ManualResolver
 
-from ._types import Address
-from .errors import BalancerClosedError, DeadlineExceededError
+from .._types import Address
+from ..errors import BalancerClosedError, DeadlineExceededError
 
 if TYPE_CHECKING:
     from balancers import Balancer, Down, Notifications
