@@ -55,9 +55,8 @@ def test_all_lists_exactly_the_public_names(module_name: str) -> None:
         if name in {"annotations", "TYPE_CHECKING"}:
             return False
         home = getattr(value, "__module__", module_name)
-        if package:  # a package re-exports what its private modules define
-            return home.split(".")[0] == module_name.split(".")[0]
-        return home == module_name or not callable(value)  # a module: what it defines
+        defined_here = home == module_name or (package and home.startswith(module_name + "."))
+        return defined_here or not callable(value)
 
     public = {name for name, value in vars(module).items() if is_public(name, value)}
     assert public <= set(module.__all__), "public names missing from __all__"
