@@ -7,7 +7,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from ._diff import diff
 from ._resolver import Watcher
 from ._types import Address, Update
 from .errors import NamingError, WatcherClosedError
@@ -106,9 +105,10 @@ class SnapshotWatcher(_BaseWatcher):
     """A watcher fed whole address sets: ``next()`` returns the difference to what it returned before.
 
     For backends that see full snapshots (static lists, DNS answers, ZooKeeper children, Consul health
-    results). Nothing is returned before the first ``publish()``; the first ``next()`` after it returns
-    the whole set as ADDs; later calls block until the set really changes. Changes that cancel out
-    before the consumer reads them are never seen, which is what a balancer wants.
+    results) or keep a set up to date from events (etcd). Nothing is returned before the first
+    ``publish()``; the first ``next()`` after it returns the whole set as ADDs; later calls block until
+    the set really changes. Changes that cancel out before the consumer reads them are never seen,
+    which is what a balancer wants. ``add()`` and ``discard()`` change one address in O(1).
     """
 
     def __init__(
@@ -119,33 +119,76 @@ class SnapshotWatcher(_BaseWatcher):
         on_close: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(name, on_close)
-        self._delivered: list[Address] | None = None
-        self._latest: list[Address] | None = None
-        self._pending: list[Update] = []
+        self._latest: dict[Address, None] = {}
+        self._published = False  # the set is known (first publish happened)
+        self._delivered = False  # the first next() returned the whole set
+        self._added: dict[Address, None] = {}  # pending ADDs since the last next()
+        self._removed: dict[Address, None] = {}  # pending DELETEs since the last next()
         if initial is not None:
             self.publish(initial)
 
     def publish(self, addresses: Iterable[Address]) -> None:
         """Replace the current set (order is kept, duplicates collapse). Thread-safe."""
-        latest = list(dict.fromkeys(addresses))
+        latest = dict.fromkeys(addresses)
         with self._cond:
             if self._closed:
                 return
+            for address in [a for a in self._latest if a not in latest]:
+                self._discard(address)
+            for address in latest:
+                self._add(address)
             self._latest = latest
-            self._pending = diff(self._delivered or [], latest)
-            if self._pending or self._delivered is None:
+            self._published = True
+            self._cond.notify_all()
+
+    def add(self, address: Address) -> None:
+        """Add one address to the current set. Thread-safe."""
+        with self._cond:
+            if not self._closed and self._add(address):
+                self._cond.notify_all()
+
+    def discard(self, address: Address) -> None:
+        """Remove one address from the current set, if it is there. Thread-safe."""
+        with self._cond:
+            if not self._closed and self._discard(address):
                 self._cond.notify_all()
 
     @property
     def addresses(self) -> list[Address]:
-        """The most recently published set (empty before the first publish)."""
+        """The current set (empty before the first publish)."""
         with self._cond:
-            return list(self._latest or [])
+            return list(self._latest)
+
+    def _add(self, address: Address) -> bool:
+        if address in self._latest:
+            return False
+        self._latest[address] = None
+        if self._delivered:
+            if address in self._removed:
+                del self._removed[address]
+            else:
+                self._added[address] = None
+        return True
+
+    def _discard(self, address: Address) -> bool:
+        if address not in self._latest:
+            return False
+        del self._latest[address]
+        if self._delivered:
+            if address in self._added:
+                del self._added[address]
+            else:
+                self._removed[address] = None
+        return True
 
     def _ready(self) -> bool:
-        return self._latest is not None and (self._delivered is None or bool(self._pending))
+        return self._published and (not self._delivered or bool(self._added or self._removed))
 
     def _take(self) -> list[Update]:
-        updates, self._pending = self._pending, []
-        self._delivered = self._latest
+        if not self._delivered:
+            self._delivered = True
+            return [Update.add(address) for address in self._latest]
+        updates = [Update.delete(address) for address in self._removed]
+        updates += [Update.add(address) for address in self._added]
+        self._added, self._removed = {}, {}
         return updates

@@ -108,3 +108,31 @@ def test_snapshot_watcher_returns_only_differences_and_swallows_cancelled_change
     assert watcher.next(timeout=SHORT_TIMEOUT) == []
     assert watcher.addresses == [Address("a:1"), Address("c:1")]
     watcher.close()
+
+
+def test_snapshot_watcher_add_and_discard_change_one_address() -> None:
+    watcher = SnapshotWatcher([Address("a:1")])
+    assert watcher.next() == [Update.add("a:1")]
+    watcher.add(Address("b:1"))
+    watcher.add(Address("b:1"))
+    watcher.discard(Address("a:1"))
+    watcher.discard(Address("zz:1"))
+    assert watcher.next() == [Update.delete("a:1"), Update.add("b:1")]
+    watcher.add(Address("c:1"))
+    watcher.discard(Address("c:1"))  # cancels out
+    watcher.discard(Address("b:1"))
+    watcher.add(Address("b:1"))  # cancels out too
+    assert watcher.next(timeout=SHORT_TIMEOUT) == []
+    assert watcher.addresses == [Address("b:1")]
+    watcher.close()
+
+
+def test_snapshot_watcher_changes_before_the_first_read_fold_into_the_first_set() -> None:
+    watcher = SnapshotWatcher()
+    watcher.add(Address("early:1"))
+    assert watcher.next(timeout=SHORT_TIMEOUT) == []  # not published yet
+    watcher.publish([Address("a:1"), Address("b:1")])
+    watcher.discard(Address("a:1"))
+    watcher.add(Address("c:1"))
+    assert watcher.next() == [Update.add("b:1"), Update.add("c:1")]
+    watcher.close()
