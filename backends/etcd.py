@@ -1,0 +1,86 @@
+"""etcd: ``etcd://127.0.0.1:2379,127.0.0.1:22379/hello?prefix=/services``.
+
+Servers register with ``naming.register(target, addr, ttl=10)``: a record under
+``{prefix}/{service}/{instance_id}`` attached to a lease that a background thread keeps alive.
+Clients resolve the same target: a snapshot of the prefix, then a watch from its revision + 1.
+
+Options (in the target's query or as keyword arguments; keywords win): ``prefix`` (default
+``/services``), ``timeout`` (seconds per etcd call, default 5), ``user`` and ``password`` (the password
+only as a keyword), ``ca_cert``, ``cert_key`` and ``cert_cert`` (paths, for TLS and client-certificate
+auth), and for ``register`` also ``instance_id``. Needs ``pip install 'grpc-naming[etcd]'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from naming import Address, Backend, Registration, Resolver, Target, hookimpl
+from naming._api import _as_target
+
+from ._etcd_client import (
+    REGISTER_OPTIONS,
+    ClientFactory,
+    EtcdConnection,
+    EtcdSettings,
+    default_client_factory,
+    settings_from,
+)
+from ._etcd_register import EtcdRegistration
+from ._etcd_watch import EtcdWatcher
+
+__all__ = ["EtcdBackend", "EtcdRegistration", "EtcdResolver", "EtcdSettings", "EtcdWatcher"]
+
+
+class EtcdResolver(Resolver):
+    """Makes an EtcdWatcher (with its own connection) per ``resolve()``; ``close()`` closes them."""
+
+    def __init__(self, settings: EtcdSettings, factory: ClientFactory = default_client_factory):
+        self.settings = settings
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._watchers: list[EtcdWatcher] = []
+
+    def resolve(self, target: Target | str) -> EtcdWatcher:
+        service = _as_target(target).endpoint
+        settings = dataclasses.replace(self.settings, service=service)
+        watcher = EtcdWatcher(EtcdConnection(settings, self._factory))
+        with self._lock:
+            self._watchers = [w for w in self._watchers if not w.closed]
+            self._watchers.append(watcher)
+        return watcher
+
+    def close(self) -> None:
+        with self._lock:
+            watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher.close()
+
+    def __repr__(self) -> str:
+        return f"<EtcdResolver {self.settings!r}>"
+
+
+class EtcdBackend(Backend):
+    schemes = ("etcd",)
+
+    def __init__(self, factory: ClientFactory = default_client_factory) -> None:
+        self._factory = factory
+
+    def build(self, target: Target, **options: Any) -> Resolver:
+        return EtcdResolver(settings_from(target, options), self._factory)
+
+    def register(
+        self, target: Target, address: Address, *, ttl: float, **options: Any
+    ) -> Registration:
+        settings = settings_from(target, options, REGISTER_OPTIONS)
+        instance_id = settings.extra.get("instance_id")
+        return EtcdRegistration(
+            EtcdConnection(settings, self._factory), address, ttl=ttl, instance_id=instance_id
+        )
+
+
+@hookimpl
+def naming_register_backends(register: Callable[[Backend], None]) -> None:
+    register(EtcdBackend())
