@@ -126,7 +126,7 @@ def default_client_factory(settings: EtcdSettings, host: str) -> Any:
             "etcd: the etcd backend needs cslab-etcd3; pip install 'grpc-naming[etcd]'"
         ) from exc
     hostname, port = split_host_port(host)
-    return etcd3.client(
+    client = etcd3.client(
         host=hostname.strip("[]"),
         port=port,
         ca_cert=settings.ca_cert,
@@ -137,6 +137,11 @@ def default_client_factory(settings: EtcdSettings, host: str) -> Any:
         password=settings.password,
         grpc_options=_GRPC_OPTIONS,
     )
+    if not client.uses_secure_channel:
+        # gRPC refuses call credentials on a plaintext channel; the auth token also travels in
+        # every call's metadata, which is all etcd needs.
+        client.call_credentials = None
+    return client
 
 
 class EtcdConnection:
@@ -221,8 +226,10 @@ def classify(what: str, host: str, exc: BaseException) -> NamingError:
     lowered = text.lower()
     if code_name == "PERMISSION_DENIED" or "permission denied" in lowered:
         return NamingError(message)
-    if code_name == "INVALID_ARGUMENT" and "authentication failed" in lowered:
-        return NamingError(message)
+    if code_name == "INVALID_ARGUMENT" and (
+        "authentication failed" in lowered or "user name is empty" in lowered
+    ):
+        return NamingError(message)  # wrong or missing credentials: retrying will not help
     if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, TimeoutError)):
         return NamingError(message)  # an unreadable certificate file, for instance
     return BackendUnavailableError(message)
