@@ -7,6 +7,8 @@ balancers are plugins found through entry points. Importing this package loads n
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._api import (
     add_plugin,
     available_backends,
@@ -16,9 +18,11 @@ from ._api import (
     resolve,
 )
 from ._backend import Backend, Registration
+from ._dial import dial
 from ._diff import apply_updates, diff
 from ._plugins import hookimpl
 from ._resolver import Resolver, Watcher
+from ._server import ServerRegistration, register_server
 from ._target import Target, parse_target
 from ._types import Address, FrozenMap, Operation, Update
 from ._watch import QueueWatcher, SnapshotWatcher
@@ -35,12 +39,16 @@ from .errors import (
     WatcherClosedError,
 )
 
+if TYPE_CHECKING:
+    from ._channel import BalancedChannel
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Address",
     "Backend",
     "BackendUnavailableError",
+    "BalancedChannel",
     "BalancerClosedError",
     "DeadlineExceededError",
     "FrozenMap",
@@ -51,6 +59,7 @@ __all__ = [
     "QueueWatcher",
     "Registration",
     "Resolver",
+    "ServerRegistration",
     "SnapshotWatcher",
     "Target",
     "TargetError",
@@ -64,9 +73,20 @@ __all__ = [
     "available_backends",
     "available_balancers",
     "build_resolver",
+    "dial",
     "diff",
     "hookimpl",
     "parse_target",
     "register",
+    "register_server",
     "resolve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``BalancedChannel`` is imported, with grpc, on first access: ``import naming`` stays light."""
+    if name == "BalancedChannel":
+        from ._channel import BalancedChannel
+
+        return BalancedChannel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,9 @@ import pytest
 
 from naming import _plugins
 
-pytest_plugins = ["tests._etcd"]  # real etcd servers: etcd_server, etcd_prefix, etcd_private, etcd_cluster
+pytest_plugins = [
+    "tests._etcd"
+]  # real etcd servers: etcd_server, etcd_prefix, etcd_private, etcd_cluster
 
 # Two timeouts (grpc-go style): long for what must happen, short to show that something does not.
 DEFAULT_TIMEOUT = 10.0

@@ -1,0 +1,61 @@
+"""naming.dial(): a balanced ``grpc.Channel`` for a target, without importing grpc before it is used.
+
+``import naming`` stays light: this module imports grpc (through :mod:`naming._channel`) only when
+``dial()`` runs; ``naming.BalancedChannel`` is imported on first access (``naming.__getattr__``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._target import Target, parse_target
+
+if TYPE_CHECKING:
+    from ._channel import BalancedChannel
+
+__all__ = ["dial"]
+
+
+def dial(
+    target: Target | str,
+    *,
+    balancer: str = "round_robin",
+    credentials: Any = None,
+    options: Sequence[tuple[str, Any]] = (),
+    **balancer_options: Any,
+) -> BalancedChannel:
+    """A ``grpc.Channel`` that balances every call over the addresses ``target`` resolves to.
+
+    The backend is picked by the target's scheme and the balancer by name (``balancer_options`` go
+    to it). ``credentials`` (``grpc.ChannelCredentials``; None for plaintext) and ``options`` (grpc
+    channel arguments) apply to the connection to every address. Generated stubs work unchanged.
+
+    Does not block: the channel connects in the background. Wait for it with
+    ``grpc.channel_ready_future(channel).result(timeout)``, or make calls with
+    ``wait_for_ready=True``. Close it with ``close()`` or a ``with`` block.
+
+    Raises TargetError or UnknownSchemeError for a bad target, UnknownBalancerError for an unknown
+    balancer, TypeError for bad options, and whatever the resolver raises when it starts.
+    """
+    from balancers import BalancerConfig, create
+
+    from ._api import build_resolver
+    from ._channel import BalancedChannel
+
+    parsed = target if isinstance(target, Target) else parse_target(target)
+    options = tuple(options)
+    resolver = build_resolver(parsed)
+    try:
+        chosen = create(balancer, resolver=resolver, **balancer_options)
+        try:
+            chosen.start(str(parsed), BalancerConfig(credentials=credentials, options=options))
+        except BaseException:
+            chosen.close()
+            raise
+    except BaseException:
+        resolver.close()
+        raise
+    return BalancedChannel(
+        str(parsed), chosen, resolver=resolver, credentials=credentials, options=options
+    )

@@ -1,0 +1,381 @@
+"""Subchannel: the one pick_first ``grpc.Channel`` that a balanced channel keeps per address.
+
+Its connectivity drives the balancer. Entering READY calls ``balancer.up(address)``; leaving READY
+calls the ``down`` that ``up()`` returned (legacy grpc-go ``addrConn``). When grpc lets the connection
+go IDLE (the server closed it) the subchannel asks grpc to connect again at once, as the legacy v1
+wrapper did, so that a server that comes back rejoins by itself.
+
+Calls on a subchannel are counted while they run, so that a subchannel whose address left the list
+(it is *retired*) can be closed when its last call ends, or after a grace period.
+
+:class:`Subchannels` is the set of them that a channel keeps in step with its balancer's address
+lists, and the aggregate connectivity of the channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import grpc
+
+from balancers import Balancer, Down
+
+from ._types import Address
+
+__all__ = ["Subchannel", "Subchannels"]
+
+log = logging.getLogger(__name__)
+
+READY = grpc.ChannelConnectivity.READY
+IDLE = grpc.ChannelConnectivity.IDLE
+_POLL_PERIOD = 0.25  # grpcio's connectivity poller wakes every 0.2 s
+REAP_INTERVAL = 0.05  # how often removed subchannels are checked while some are draining
+NUDGE_INTERVAL = 0.5  # how often idle subchannels are asked to connect again
+
+
+def _nothing(state: Any) -> None:
+    """The callback of the subscribe/unsubscribe pair that asks grpc to connect."""
+
+
+def _await_poller(channel: Any) -> None:
+    """Wait (at most 1 s) until grpcio's connectivity poller thread of ``channel`` has stopped.
+
+    It stops at a wake-up (every 0.2 s) that finds nobody subscribed and no connect request
+    pending; it raises if it finds its channel closed before that. Reading its flag is private
+    grpcio API; without it, sleep two poll periods.
+    """
+    poller: Any = getattr(channel, "_connectivity_state", None)
+    if not isinstance(getattr(poller, "polling", None), bool):
+        time.sleep(2 * _POLL_PERIOD)
+        return
+    deadline = time.monotonic() + 1.0
+    while poller.polling and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class Subchannel:
+    """One grpc channel to ``address``, reporting its connectivity to ``balancer``.
+
+    Thread-safety: every method may be called from any thread. grpc delivers connectivity on its own
+    thread; that path never blocks and never closes a grpc channel. ``close()`` is idempotent.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        balancer: Balancer,
+        *,
+        credentials: Any = None,
+        options: Sequence[tuple[str, Any]] = (),
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.address = address
+        self.state: Any = IDLE  # the last grpc.ChannelConnectivity that grpc delivered
+        self.closing = False  # set while a retired subchannel is being closed; callers back off
+        self.retired_at: float | None = None
+        self._balancer = balancer
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._down: Down | None = None
+        self._detached = False  # no longer following connectivity
+        self._closed = False  # the grpc channel is closed
+        # In-flight calls. list.append() and list.pop() are atomic, so counting needs no lock.
+        self._calls: list[None] = []
+        self._methods: dict[tuple[Any, ...], Any] = {}
+        if credentials is None:
+            self._channel = grpc.insecure_channel(address.addr, options=list(options))
+        else:
+            self._channel = grpc.secure_channel(address.addr, credentials, options=list(options))
+        self._channel.subscribe(self._on_state, try_to_connect=True)
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def method(
+        self, kind: str, name: str, serializer: Any, deserializer: Any, registered: Any
+    ) -> Any:
+        """grpc's multicallable of ``kind`` ("unary_unary", ...) for ``name``, made once."""
+        key = (kind, name, serializer, deserializer, registered)
+        found = self._methods.get(key)
+        if found is None:
+            with self._lock:  # grpc's registered-method handles are not thread-safe to create
+                found = self._methods.get(key)
+                if found is None:
+                    found = getattr(self._channel, kind)(
+                        name,
+                        request_serializer=serializer,
+                        response_deserializer=deserializer,
+                        _registered_method=registered,
+                    )
+                    self._methods[key] = found
+        return found
+
+    def acquire(self) -> bool:
+        """Count one call in; False (and nothing counted) when the subchannel is being closed."""
+        self._calls.append(None)
+        if self.closing:
+            self._calls.pop()
+            return False
+        return True
+
+    def release(self) -> None:
+        """Count one call out; once per successful ``acquire()``."""
+        self._calls.pop()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def retire(self) -> None:
+        """The address left the list: report it down now; ``close_if_drained()`` closes it later."""
+        self.retired_at = time.monotonic()
+        self.detach(ConnectionAbortedError(f"channel: {self.address.addr} was removed"))
+
+    def close_if_drained(self, grace: float) -> bool:
+        """Close a retired subchannel with no call in flight, or one retired ``grace`` s ago."""
+        self.closing = True  # before counting: a call that acquires after this will back off
+        expired = self.retired_at is not None and time.monotonic() - self.retired_at >= grace
+        if self._calls and not expired:
+            self.closing = self._closed
+            return False
+        if self._calls:
+            log.info(
+                "channel: closing %s with %d calls still running after %.1fs",
+                self.address.addr,
+                len(self._calls),
+                grace,
+            )
+        self.close(ConnectionAbortedError(f"channel: {self.address.addr} was removed"))
+        return True
+
+    def detach(self, reason: BaseException | None = None) -> None:
+        """Stop following connectivity and report the address down: the first half of closing."""
+        with self._lock:
+            if self._detached:
+                return
+            self._detached = True
+            down, self._down = self._down, None
+        if down is not None:
+            down(reason)
+        self._channel.unsubscribe(self._on_state)
+
+    def close(self, reason: BaseException | None = None) -> None:
+        """Detach, then close the grpc channel, which cancels the calls still on it. Idempotent.
+
+        Blocks until grpc's connectivity poller of this channel has stopped (it wakes every 0.2 s
+        and fails if it finds its channel closed while it still had work). Not for grpc threads.
+        """
+        self.detach(reason)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.closing = True
+        _await_poller(self._channel)
+        self._channel.close()
+
+    # -- connectivity (grpc's delivery thread) -------------------------------------------------
+
+    def _on_state(self, state: Any) -> None:
+        with self._lock:
+            if self._detached:
+                return
+            previous, self.state = self.state, state
+            down = None
+            if previous is READY and state is not READY:
+                down, self._down = self._down, None
+        if down is not None:
+            down(ConnectionError(f"channel: connection to {self.address.addr} is {state.name}"))
+        if state is READY and previous is not READY:
+            self._up()
+        self.connect_if_idle()
+        self._on_change()
+
+    def connect_if_idle(self) -> None:
+        """Ask grpc to connect if the last state it reported is IDLE (grpc-go's ``sc.Connect()``).
+
+        Never blocks. grpcio's public way to ask is a subscription with ``try_to_connect``; its
+        poller thread acts on it within 0.2 s. The channel also calls this now and then, because
+        grpcio reports no change when a connection came and went between two of its polls.
+        """
+        with self._lock:
+            if self._detached or self.state is not IDLE:
+                return
+            self._channel.subscribe(_nothing, try_to_connect=True)
+            self._channel.unsubscribe(_nothing)
+
+    def _up(self) -> None:
+        try:
+            down = self._balancer.up(self.address)
+        except Exception:
+            log.exception("channel: the balancer failed in up(%s)", self.address.addr)
+            return
+        if down is None:
+            return
+        with self._lock:
+            if not self._detached:
+                self._down, down = down, None
+        if down is not None:  # detached meanwhile
+            down(ConnectionAbortedError(f"channel: {self.address.addr} was removed"))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.state.name
+        return f"<Subchannel {self.address.addr} {state} in_flight={len(self._calls)}>"
+
+
+class Subchannels:
+    """The subchannels of one balanced channel, kept in step with the balancer's address lists.
+
+    ``update()`` and ``tick()`` run on the channel's notify thread; ``get()`` is the calls' lock-free
+    lookup; the aggregate connectivity goes to subscribers, one delivering thread at a time.
+    """
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        *,
+        credentials: Any = None,
+        options: Sequence[tuple[str, Any]] = (),
+        drain_grace: float = 5.0,
+    ) -> None:
+        self._balancer = balancer
+        self._credentials = credentials
+        self._options = tuple(options)
+        self._drain_grace = drain_grace
+        self._cond = threading.Condition()
+        self._current: dict[Address, Subchannel] = {}  # replaced as a whole: read without a lock
+        self.retired: list[Subchannel] = []
+        self._updates = 0
+        self._closed = False
+        self.state: Any = IDLE
+        self._subscribers: list[list[Any]] = []  # [callback, last state delivered to it]
+        self._delivering = False
+
+    def get(self, address: Address) -> Subchannel | None:
+        return self._current.get(address)
+
+    def snapshot(self) -> dict[Address, Subchannel]:
+        return dict(self._current)
+
+    def update(self, addresses: Iterable[Address]) -> None:
+        """Dial the new addresses, retire the ones that left (they close once drained)."""
+        wanted = list(dict.fromkeys(addresses))
+        with self._cond:
+            if self._closed:
+                return
+            current = self._current
+            removed = [sub for address, sub in current.items() if address not in wanted]
+            self._current = {
+                address: current.get(address) or self._dial(address) for address in wanted
+            }
+            self.retired.extend(removed)
+            self._updates += 1
+            self._cond.notify_all()
+        for subchannel in removed:
+            subchannel.retire()
+        self.deliver()
+
+    def _dial(self, address: Address) -> Subchannel:
+        return Subchannel(
+            address,
+            self._balancer,
+            credentials=self._credentials,
+            options=self._options,
+            on_change=self.deliver,
+        )
+
+    def tick(self) -> None:
+        """Close the retired subchannels whose calls have ended (or whose grace has passed), and
+        ask idle ones to connect. The notify thread calls it every ``interval()`` seconds."""
+        for subchannel in list(self.retired):
+            if subchannel.close_if_drained(self._drain_grace):
+                with self._cond:
+                    self.retired.remove(subchannel)
+        for subchannel in self._current.values():
+            subchannel.connect_if_idle()
+
+    def interval(self) -> float | None:
+        """Seconds until the next ``tick()`` is due; None when nothing needs one."""
+        if self.retired:
+            return REAP_INTERVAL
+        if any(subchannel.state is IDLE for subchannel in self._current.values()):
+            return NUDGE_INTERVAL
+        return None
+
+    def wait_for(self, address: Address, timeout: float) -> None:
+        """Wait up to ``timeout`` s for a subchannel of ``address`` (or the next update, or close)."""
+        with self._cond:
+            if timeout > 0 and not self._closed and address not in self._current:
+                updates = self._updates
+                self._cond.wait_for(lambda: self._closed or self._updates != updates, timeout)
+
+    def close(self) -> None:
+        """Close every subchannel, current and retired. Idempotent."""
+        with self._cond:
+            self._closed = True
+            subchannels = [*self._current.values(), *self.retired]
+            self._current, self.retired = {}, []
+            self._cond.notify_all()
+        reason = ConnectionAbortedError("channel: the channel is closed")
+        for subchannel in subchannels:  # detach all first: their grpc pollers stop together
+            subchannel.detach(reason)
+        for subchannel in subchannels:
+            subchannel.close(reason)
+        self.deliver()
+
+    # -- aggregate connectivity ---------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Any], None]) -> None:
+        with self._cond:
+            self._subscribers.append([callback, None])
+        self.deliver()
+
+    def unsubscribe(self, callback: Callable[[Any], None]) -> None:
+        with self._cond:
+            for entry in self._subscribers:
+                if entry[0] == callback:
+                    self._subscribers.remove(entry)
+                    return
+
+    def _evaluate(self) -> Any:
+        if self._closed:
+            return grpc.ChannelConnectivity.SHUTDOWN
+        if not self._updates:
+            return IDLE
+        states = {subchannel.state for subchannel in self._current.values()}
+        if READY in states:
+            return READY
+        if IDLE in states or grpc.ChannelConnectivity.CONNECTING in states:
+            return grpc.ChannelConnectivity.CONNECTING
+        return grpc.ChannelConnectivity.TRANSIENT_FAILURE
+
+    def deliver(self) -> None:
+        """Recompute the aggregate state and bring every subscriber up to date, in order."""
+        with self._cond:
+            self.state = self._evaluate()
+            if self._delivering:
+                return  # the delivering thread will see the new state
+            self._delivering = True
+        while True:
+            with self._cond:
+                state = self.state
+                due = [entry for entry in self._subscribers if entry[1] is not state]
+                if not due:
+                    self._delivering = False
+                    return
+                for entry in due:
+                    entry[1] = state
+            for callback, _ in due:
+                try:
+                    callback(state)
+                except Exception:
+                    log.exception("channel: a connectivity callback failed")
