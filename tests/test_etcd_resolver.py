@@ -87,9 +87,10 @@ def test_interop_records_resolve_and_garbage_is_skipped_with_one_warning(
             {Address("10.0.0.1:80"), Address("10.0.0.2:80", {"w": 5}), Address("10.0.0.3:80")}
         )
     warnings = [r.getMessage() for r in caplog.records if "skipping record" in r.getMessage()]
-    assert warnings == [
-        f"etcd: skipping record {base}/garbage: the value is not valid JSON (Expecting property name enclosed in double quotes)"
-    ]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        f"etcd: skipping record {base}/garbage: the value is not valid JSON"
+    )
     follower.watcher.close()
 
 

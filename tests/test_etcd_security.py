@@ -67,15 +67,17 @@ def test_user_and_password_auth_registers_and_resolves(
     auth_etcd: EtcdServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     target = f"etcd://{auth_etcd.endpoint}/svc?timeout=2&user=root"
-    with caplog.at_level(logging.DEBUG):
-        with naming.register(target, "10.0.0.1:80", ttl=2, password=PASSWORD) as registration:
-            assert "/services/svc/10.0.0.1:80" in keys(auth_etcd, "/services/svc/")
-            resolver = naming.build_resolver(target, password=PASSWORD)
-            assert isinstance(resolver, EtcdResolver)
-            watcher = resolver.resolve(target)
-            Follower(watcher).wait_for({"10.0.0.1:80"})
-            texts = [repr(registration), repr(resolver), repr(resolver.settings), repr(watcher)]
-            resolver.close()
+    with (
+        caplog.at_level(logging.DEBUG),
+        naming.register(target, "10.0.0.1:80", ttl=2, password=PASSWORD) as registration,
+    ):
+        assert "/services/svc/10.0.0.1:80" in keys(auth_etcd, "/services/svc/")
+        resolver = naming.build_resolver(target, password=PASSWORD)
+        assert isinstance(resolver, EtcdResolver)
+        watcher = resolver.resolve(target)
+        Follower(watcher).wait_for({"10.0.0.1:80"})
+        texts = [repr(registration), repr(resolver), repr(resolver.settings), repr(watcher)]
+        resolver.close()
     assert PASSWORD not in caplog.text
     for text in texts:
         assert PASSWORD not in text
