@@ -28,9 +28,10 @@ _Handler = Any  # what signal.getsignal returns
 class ServerRegistration:
     """A started gRPC server and its registration; ``stop()`` deregisters, then stops the server."""
 
-    def __init__(self, server: Any, registration: Registration, grace: float) -> None:
+    registration: Registration
+
+    def __init__(self, server: Any, grace: float) -> None:
         self.server = server
-        self.registration = registration
         self.grace = grace
         self._lock = threading.Lock()
         self._stopped: threading.Event | None = None
@@ -45,20 +46,28 @@ class ServerRegistration:
         with self._lock:
             if self._stopped is not None:
                 return self._stopped
-            self.registration.close()
+            if hasattr(self, "registration"):
+                self.registration.close()
             self._stopped = self.server.stop(self.grace if grace is None else grace)
             self._restore_signals()
             return self._stopped
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the server has stopped (``server.wait_for_termination``)."""
-        return bool(self.server.wait_for_termination(timeout))
+        """Block until the server has stopped; False if ``timeout`` passed first."""
+        return not self.server.wait_for_termination(timeout)  # grpc returns True on timeout
 
     def __enter__(self) -> ServerRegistration:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop().wait()
+
+    def _attach(self, registration: Registration) -> None:
+        with self._lock:
+            self.registration = registration
+            stopped = self._stopped is not None
+        if stopped:  # a signal came while registering: the server is going, so is the record
+            registration.close()
 
     def _install_signals(self, signals: Iterable[int]) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -97,7 +106,11 @@ def register_server(
     main thread) the record is removed, then the server stops with ``grace``; the program's
     ``server.wait_for_termination()`` then returns. A second signal gets the previous handler back.
     """
-    registration = register(target, addr, metadata, ttl=ttl, **options)
-    serving = ServerRegistration(server, registration, grace)
-    serving._install_signals(signals)
+    serving = ServerRegistration(server, grace)
+    serving._install_signals(signals)  # first: a signal during registering still deregisters
+    try:
+        serving._attach(register(target, addr, metadata, ttl=ttl, **options))
+    except BaseException:
+        serving._restore_signals()
+        raise
     return serving
