@@ -1,9 +1,11 @@
-"""The ``grpc-naming`` command: ``backends`` and ``balancers`` list what is installed."""
+"""The ``grpc-naming`` command: ``backends`` and ``balancers`` list what is installed; ``demo``."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from ._plugins import BACKENDS_GROUP, BALANCERS_GROUP, PluginRegistry, registry
@@ -51,8 +53,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--no-check", action="store_true", help="do not load each plugin to check it"
         )
         sub.set_defaults(group=group)
+    demo = commands.add_parser(
+        "demo", help="replay the grpc-lb experiment on etcd and check its six behaviours"
+    )
+    demo.add_argument(
+        "--registry",
+        metavar="HOST:PORT[,...]",
+        help="use this etcd instead of a private one (the two etcd-outage behaviours are skipped)",
+    )
+    demo.add_argument("--calls", type=int, default=300, help="calls per measurement (default 300)")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(args.registry, args.calls)
     return _list(args.group, registry(), check=not args.no_check)
+
+
+def _demo(registry: str | None, calls: int) -> int:
+    from ._demo import run_demo, table
+
+    if calls < 3 or calls % 3:
+        print("grpc-naming demo: --calls must be a positive multiple of 3", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="    log: %(message)s")
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f}s] {line}", flush=True)
+
+    try:
+        results = run_demo(registry, calls, say)
+    except (NamingError, OSError, TimeoutError) as exc:
+        print(f"grpc-naming demo: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(table(results))
+    passed = sum(r.passed for r in results)
+    print(f"\n{passed} of {len(results)} behaviours PASS in {time.monotonic() - started:.1f}s")
+    return 0 if passed == len(results) else 1
 
 
 if __name__ == "__main__":
