@@ -14,7 +14,7 @@ from naming._plugins import registry
 
 from ._balancer import Balancer, BalancerConfig, DoneInfo, Down, Put
 from ._notify import Notifications
-from ._picker import Picker, PickerBalancer
+from ._picker import Picker, PickerBalancer, PickerState
 from .pickfirst import PickFirst
 from .roundrobin import RoundRobin
 
@@ -27,6 +27,7 @@ __all__ = [
     "PickFirst",
     "Picker",
     "PickerBalancer",
+    "PickerState",
     "Put",
     "RoundRobin",
     "create",

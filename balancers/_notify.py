@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from naming import Address, BalancerClosedError, DeadlineExceededError
 
@@ -21,7 +21,7 @@ class Notifications:
     def __init__(self, owner: str = "balancer") -> None:
         self._owner = owner
         self._cond = threading.Condition()
-        self._latest: list[Address] | None = None
+        self._latest: list[Address] | Callable[[], list[Address]] | None = None
         self._closed = False
 
     def publish(self, addresses: Iterable[Address]) -> None:
@@ -31,6 +31,18 @@ class Notifications:
             if self._closed:
                 return
             self._latest = latest
+            self._cond.notify_all()
+
+    def publish_from(self, provider: Callable[[], list[Address]]) -> None:
+        """Announce a new full list that ``provider()`` returns when the reader asks for it.
+
+        The copy is made by the reader, so a balancer with many addresses pays nothing per change;
+        the reader gets the list as it is when it reads, which is the newest (latest wins).
+        """
+        with self._cond:
+            if self._closed:
+                return
+            self._latest = provider
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -52,7 +64,8 @@ class Notifications:
                     raise BalancerClosedError(f"{self._owner}: balancer is closed")
                 if self._latest is not None:
                     latest, self._latest = self._latest, None
-                    return latest
+                    break
+
                 if deadline is None:
                     self._cond.wait()
                     continue
@@ -62,6 +75,7 @@ class Notifications:
                         f"{self._owner}: no new address list within {timeout}s"
                     )
                 self._cond.wait(remaining)
+        return latest() if callable(latest) else latest
 
     def __iter__(self) -> Iterator[list[Address]]:
         while True:

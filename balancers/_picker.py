@@ -1,19 +1,21 @@
 """PickerBalancer: the legacy bookkeeping once, with picking delegated to immutable picker snapshots.
 
-Every change (a batch from the watcher, ``up()``, ``down()``) rebuilds a snapshot under the lock:
-the full list, the ready addresses in list order and a Picker built from them; when the ready
-addresses did not change the picker is kept, so a policy's position survives unrelated churn.
-``get()`` reads the current snapshot and asks its picker, with no I/O and no lock on the fast path.
-A new policy only writes ``build_picker()``.
+Every change (a batch from the watcher, ``up()``, ``down()``) updates the list and the sorted list of
+ready addresses in O(log n) and marks the snapshot stale; the first ``get()`` after it builds a new
+snapshot under the lock, with a Picker from ``build_picker()`` only if the ready addresses changed
+(so a policy's position survives unrelated churn). Every other ``get()`` reads the current snapshot
+and asks its picker, with no I/O and no lock. A new policy only writes ``build_picker()``.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from naming import (
@@ -32,7 +34,7 @@ from naming import (
 from ._balancer import Balancer, BalancerConfig, Down, Put
 from ._notify import Notifications
 
-__all__ = ["Picker", "PickerBalancer"]
+__all__ = ["Picker", "PickerBalancer", "PickerState"]
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,27 @@ class Picker(ABC):
 
 
 @dataclass(frozen=True)
-class _Snapshot:
-    addresses: tuple[Address, ...]
+class PickerState:
+    """What ``build_picker()`` gets: the ready addresses and a view of the whole list.
+
+    ``ready`` holds the connected addresses in list order and ``positions`` their positions in the
+    list (increasing numbers, not indexes). ``position(address)`` gives any listed address's position
+    (None when it is not listed) and ``is_ready(address)`` whether it is connected: both O(1), and
+    valid only during the ``build_picker()`` call.
+    """
+
     ready: tuple[Address, ...]
-    picker: Picker | None
-    unready: itertools.count[int] = field(default_factory=itertools.count)
+    positions: tuple[int, ...]
+    position: Callable[[Address], int | None]
+    is_ready: Callable[[Address], bool]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    picker: Picker | None  # None: nothing is ready
+    total: int  # how many addresses are listed
+    unready: tuple[Address, ...] = ()  # the list, kept only when nothing is ready
+    rotation: itertools.count[int] = field(default_factory=itertools.count)
 
 
 class PickerBalancer(Balancer):
@@ -63,13 +81,21 @@ class PickerBalancer(Balancer):
 
     Bookkeeping follows grpc-go's v1 roundRobin: insertion order, a duplicate ADD skipped, a DELETE
     of an unknown address ignored, a full copy of the list published after every watcher batch.
+    Applying an update costs O(log n) whatever the number of addresses: the ready list is kept
+    sorted as it changes, the snapshot is rebuilt on the first ``get()`` after a change, and the
+    notified list is copied when the channel reads it.
     """
 
     def __init__(self, resolver: Resolver | None = None) -> None:
         self._resolver = resolver
         self._cond = threading.Condition()
-        self._addrs: dict[Address, bool] = {}  # insertion order; value: connected
-        self._snapshot = _Snapshot((), (), None)
+        self._addrs: dict[Address, int] = {}  # insertion order; value: position in the list
+        self._positions = itertools.count()
+        self._up: set[Address] = set()
+        self._ready: list[Address] = []  # the connected addresses, in list order
+        self._ready_positions: list[int] = []  # their positions, sorted
+        self._ready_changed = False
+        self._snapshot: _Snapshot | None = _Snapshot(None, 0)
         self._last_picker: Picker | None = None
         self._notifications = Notifications(self.name) if resolver is not None else None
         self._watcher: Watcher | None = None
@@ -79,16 +105,11 @@ class PickerBalancer(Balancer):
         self.config = BalancerConfig()
 
     @abstractmethod
-    def build_picker(
-        self,
-        ready: tuple[Address, ...],
-        addresses: tuple[Address, ...],
-        previous: Picker | None,
-    ) -> Picker:
-        """Build the picker for a non-empty ``ready`` tuple (in list order).
+    def build_picker(self, state: PickerState, previous: Picker | None) -> Picker:
+        """Build the picker for the ready addresses in ``state`` (never empty).
 
-        ``addresses`` is the full list; ``previous`` is the picker being replaced, if any, so that a
-        policy can carry its position or its choice over.
+        ``previous`` is the picker being replaced, if any, so that a policy can carry its position
+        or its choice over.
         """
 
     # -- the legacy interface ------------------------------------------------------------------
@@ -101,8 +122,8 @@ class PickerBalancer(Balancer):
             self._started = True
             self.config = config or BalancerConfig()
             if self._resolver is None:
-                self._addrs[Address(target)] = False
-                self._rebuild()
+                self._addrs[Address(target)] = next(self._positions)
+                self._snapshot = None
                 return
         watcher = self._resolver.resolve(target)
         with self._cond:
@@ -117,13 +138,16 @@ class PickerBalancer(Balancer):
 
     def up(self, addr: Address) -> Down | None:
         with self._cond:
-            connected = self._addrs.get(addr)
-            if connected:
+            position = self._addrs.get(addr)
+            if addr in self._up:
                 return None
-            if connected is not None:
-                self._addrs[addr] = True
-                self._rebuild()
-                if len(self._snapshot.ready) == 1:
+            if position is not None:
+                self._up.add(addr)
+                index = bisect.bisect_left(self._ready_positions, position)
+                self._ready_positions.insert(index, position)
+                self._ready.insert(index, addr)
+                self._changed(ready=True)
+                if len(self._ready) == 1:
                     self._cond.notify_all()
 
         def down(err: BaseException | None = None) -> None:
@@ -134,16 +158,16 @@ class PickerBalancer(Balancer):
     def get(
         self, *, blocking_wait: bool = False, timeout: float | None = None
     ) -> tuple[Address, Put | None]:
-        snapshot = self._snapshot
+        snapshot = self._snapshot or self._current()
         if self._closed:
             raise BalancerClosedError(f"{self.name}: balancer is closed")
         if snapshot.picker is not None:
             return snapshot.picker.pick()
         if not blocking_wait:
-            if not snapshot.addresses:
+            if not snapshot.total:
                 raise NoAddressAvailableError(f"{self.name}: there is no address available")
-            index = next(snapshot.unready) % len(snapshot.addresses)
-            return snapshot.addresses[index], None
+            index = next(snapshot.rotation) % snapshot.total
+            return snapshot.unready[index], None
         return self._wait_for_ready(timeout)
 
     def notify(self) -> Notifications | None:
@@ -165,13 +189,11 @@ class PickerBalancer(Balancer):
     @property
     def addresses(self) -> list[Address]:
         """The current address list, in order."""
-        return list(self._snapshot.addresses)
+        with self._cond:
+            return list(self._addrs)
 
     def __repr__(self) -> str:
-        snapshot = self._snapshot
-        state = (
-            "closed" if self._closed else f"{len(snapshot.ready)}/{len(snapshot.addresses)} ready"
-        )
+        state = "closed" if self._closed else f"{len(self._ready)}/{len(self._addrs)} ready"
         return f"<{type(self).__name__} {self.name!r} {state}>"
 
     # -- internals -----------------------------------------------------------------------------
@@ -182,19 +204,51 @@ class PickerBalancer(Balancer):
 
     def _down(self, addr: Address, err: BaseException | None) -> None:
         with self._cond:
-            if self._addrs.get(addr):
-                self._addrs[addr] = False
-                self._rebuild()
+            if addr in self._up:
+                self._unready(addr, self._addrs[addr])
+                self._changed(ready=True)
         if err is not None:
             log.debug("%s: %s went down: %s", self.name, addr.addr, err)
+
+    def _unready(self, addr: Address, position: int) -> None:
+        self._up.discard(addr)
+        index = bisect.bisect_left(self._ready_positions, position)
+        del self._ready_positions[index]
+        del self._ready[index]
+
+    def _changed(self, *, ready: bool) -> None:
+        """Under the lock: the snapshot is stale; build it again on the next get()."""
+        self._snapshot = None
+        self._ready_changed = self._ready_changed or ready
+
+    def _current(self) -> _Snapshot:
+        with self._cond:
+            if self._snapshot is None:
+                self._snapshot = self._build_snapshot()
+            return self._snapshot
+
+    def _build_snapshot(self) -> _Snapshot:
+        if not self._ready:
+            return _Snapshot(None, len(self._addrs), tuple(self._addrs))
+        if self._ready_changed or self._last_picker is None:
+            state = PickerState(
+                tuple(self._ready),
+                tuple(self._ready_positions),
+                self._addrs.get,
+                self._up.__contains__,
+            )
+            self._last_picker = self.build_picker(state, self._last_picker)
+            self._ready_changed = False
+        return _Snapshot(self._last_picker, len(self._addrs))
 
     def _wait_for_ready(self, timeout: float | None) -> tuple[Address, Put | None]:
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         with self._cond:
             while True:
                 self._check_open()
-                picker = self._snapshot.picker
-                if picker is not None:
+                if self._ready:
+                    picker = self._current().picker
+                    assert picker is not None
                     return picker.pick()
                 if deadline is None:
                     self._cond.wait()
@@ -207,6 +261,8 @@ class PickerBalancer(Balancer):
                 self._cond.wait(remaining)
 
     def _watch(self, watcher: Watcher) -> None:
+        notifications = self._notifications
+        assert notifications is not None
         while True:
             try:
                 updates = watcher.next()
@@ -219,28 +275,24 @@ class PickerBalancer(Balancer):
                 if self._closed:
                     return
                 self._apply(updates)
-                self._rebuild()
-                addresses = self._snapshot.addresses
-            assert self._notifications is not None
-            self._notifications.publish(addresses)
+            notifications.publish_from(self._address_list)
+
+    def _address_list(self) -> list[Address]:
+        with self._cond:
+            return list(self._addrs)
 
     def _apply(self, updates: list[Update]) -> None:
+        ready_changed = False
         for update in updates:
             address = update.address
             if update.op is Operation.ADD:
                 if address in self._addrs:
                     log.info("%s: wanted to add an existing address %s", self.name, address)
                     continue
-                self._addrs[address] = False
+                self._addrs[address] = next(self._positions)
             else:
-                self._addrs.pop(address, None)
-
-    def _rebuild(self) -> None:
-        addresses = tuple(self._addrs)
-        ready = tuple(address for address, connected in self._addrs.items() if connected)
-        picker = None
-        if ready == self._snapshot.ready:
-            picker = self._snapshot.picker  # same ready set: keep the picker and its position
-        elif ready:
-            picker = self._last_picker = self.build_picker(ready, addresses, self._last_picker)
-        self._snapshot = _Snapshot(addresses, ready, picker)
+                position = self._addrs.pop(address, None)
+                if position is not None and address in self._up:
+                    self._unready(address, position)
+                    ready_changed = True
+        self._changed(ready=ready_changed)

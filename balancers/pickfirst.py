@@ -7,7 +7,7 @@ from collections.abc import Callable
 from naming import Address, hookimpl
 
 from ._balancer import Put
-from ._picker import Picker, PickerBalancer
+from ._picker import Picker, PickerBalancer, PickerState
 
 __all__ = ["PickFirst", "PickFirstPicker"]
 
@@ -28,15 +28,10 @@ class PickFirst(PickerBalancer):
 
     name = "pick_first"
 
-    def build_picker(
-        self,
-        ready: tuple[Address, ...],
-        addresses: tuple[Address, ...],
-        previous: Picker | None,
-    ) -> Picker:
-        if isinstance(previous, PickFirstPicker) and previous.address in ready:
+    def build_picker(self, state: PickerState, previous: Picker | None) -> Picker:
+        if isinstance(previous, PickFirstPicker) and state.is_ready(previous.address):
             return previous
-        return PickFirstPicker(ready[0])
+        return PickFirstPicker(state.ready[0])
 
 
 @hookimpl

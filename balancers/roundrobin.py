@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable
 
 from naming import Address, hookimpl
 
 from ._balancer import Put
-from ._picker import Picker, PickerBalancer
+from ._picker import Picker, PickerBalancer, PickerState
 
 __all__ = ["RoundRobin", "RoundRobinPicker"]
 
@@ -32,6 +33,11 @@ class RoundRobinPicker(Picker):
         return self.ready[index], None
 
     @property
+    def index(self) -> int | None:
+        """The index in ``ready`` picked last by this picker, if any."""
+        return self._last
+
+    @property
     def last_picked(self) -> Address | None:
         """The address picked last, by this picker or by the ones it replaced."""
         return self._carried if self._last is None else self.ready[self._last]
@@ -46,28 +52,20 @@ class RoundRobin(PickerBalancer):
 
     name = "round_robin"
 
-    def build_picker(
-        self,
-        ready: tuple[Address, ...],
-        addresses: tuple[Address, ...],
-        previous: Picker | None,
-    ) -> Picker:
+    def build_picker(self, state: PickerState, previous: Picker | None) -> Picker:
         last = previous.last_picked if isinstance(previous, RoundRobinPicker) else None
-        return RoundRobinPicker(ready, _resume_after(last, ready, addresses), last)
+        return RoundRobinPicker(state.ready, _resume_after(last, state, previous), last)
 
 
-def _resume_after(
-    last: Address | None, ready: tuple[Address, ...], addresses: tuple[Address, ...]
-) -> int:
-    """Index into ``ready`` of the first connected address after ``last`` in list order."""
-    if last is None or last not in addresses:
+def _resume_after(last: Address | None, state: PickerState, previous: Picker | None) -> int:
+    """Index into ``state.ready`` of the first connected address after ``last`` in list order."""
+    if last is None:
         return 0
-    position = {address: index for index, address in enumerate(addresses)}
-    after = position[last]
-    for index, address in enumerate(ready):
-        if position[address] > after:
-            return index
-    return 0
+    position = state.position(last)
+    if position is None:  # it was deleted: go on from the same place in the rotation
+        index = previous.index if isinstance(previous, RoundRobinPicker) else None
+        return 0 if index is None else (index + 1) % len(state.ready)
+    return bisect.bisect_right(state.positions, position) % len(state.ready)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import pytest
 
 import balancers
 from backends.manual import ManualResolver
-from balancers import Balancer, PickFirst, RoundRobin
+from balancers import Balancer, Picker, PickerState, PickFirst, RoundRobin
 from naming import (
     Address,
     BalancerClosedError,
@@ -351,9 +351,20 @@ def test_pf_picks_the_first_connected_address_in_list_order(resolver: ManualReso
     push(balancer, resolver, [Update.add(A), Update.add(B), Update.add(C)])
     balancer.up(C)
     balancer.up(B)
+    assert set(picks(balancer, 5)) == {"b:1"}  # both up when the first pick chooses: list order
+    push(balancer, resolver, [Update.delete(B)])
+    assert set(picks(balancer, 5)) == {"c:1"}
+    balancer.close()
+
+
+def test_pf_keeps_its_choice_when_an_earlier_address_comes_up(resolver: ManualResolver) -> None:
+    balancer = started(PickFirst, resolver)
+    push(balancer, resolver, [Update.add(A), Update.add(B), Update.add(C)])
+    balancer.up(C)
     assert set(picks(balancer, 5)) == {"c:1"}  # C was the only one when the choice was made
-    push(balancer, resolver, [Update.delete(C)])
-    assert set(picks(balancer, 5)) == {"b:1"}
+    balancer.up(A)
+    balancer.up(B)
+    assert set(picks(balancer, 5)) == {"c:1"}
     balancer.close()
 
 
@@ -414,3 +425,37 @@ def test_create_with_unknown_name_lists_the_installed_balancers() -> None:
 def test_create_with_a_bad_option_names_it() -> None:
     with pytest.raises(TypeError, match=r"round_robin: bad options \['weight'\]"):
         balancers.create("round_robin", weight=3)
+
+
+class _CountingRoundRobin(RoundRobin):
+    builds = 0
+
+    def build_picker(self, state: PickerState, previous: Picker | None) -> Picker:
+        self.builds += 1
+        return super().build_picker(state, previous)
+
+
+def test_the_picker_is_built_on_the_next_get_and_only_when_the_ready_set_changed(
+    resolver: ManualResolver,
+) -> None:
+    balancer = _CountingRoundRobin(resolver)
+    balancer.start("manual:///test")
+    push(balancer, resolver, [Update.add(A), Update.add(B)])
+    balancer.up(A)
+    balancer.up(B)
+    assert balancer.builds == 0  # nothing is built until a pick needs it
+    assert picks(balancer, 4) == ["a:1", "b:1", "a:1", "b:1"]
+    assert balancer.builds == 1
+    for i in range(20):  # unconnected addresses come and go: the picker stays
+        push(
+            balancer, resolver, [Update.add(f"10.1.1.{i}:80"), Update.delete(f"10.1.1.{i - 1}:80")]
+        )
+    assert picks(balancer, 2) == ["a:1", "b:1"]
+    assert balancer.builds == 1
+    balancer.up(C)  # C is not listed: nothing changes
+    push(balancer, resolver, [Update.add(C)])
+    balancer.up(C)
+    balancer.up(C)
+    assert picks(balancer, 3) == ["c:1", "a:1", "b:1"]  # the rotation goes on after b
+    assert balancer.builds == 2
+    balancer.close()

@@ -63,8 +63,8 @@ BALANCER_PLUGIN = """
             super().__init__(resolver)
             self.flavour = flavour
 
-        def build_picker(self, ready, addresses, previous):
-            return LastPicker(ready[-1])
+        def build_picker(self, state, previous):
+            return LastPicker(state.ready[-1])
 
     @naming.hookimpl
     def naming_register_balancers(register):
