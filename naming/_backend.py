@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from types import TracebackType
 from typing import Any, ClassVar
 
+from ._closing import Closeable
 from ._resolver import Resolver
 from ._target import Target
 from ._types import Address
@@ -14,7 +14,7 @@ from .errors import NamingError
 __all__ = ["Backend", "Registration"]
 
 
-class Registration(ABC):
+class Registration(Closeable, ABC):
     """A server's record in a registry, kept alive until ``close()``.
 
     ``close()`` removes the record at once and is idempotent. ``pause()`` takes the record out of the
@@ -40,17 +40,6 @@ class Registration(ABC):
     @abstractmethod
     def closed(self) -> bool:
         """True once ``close()`` has been called."""
-
-    def __enter__(self) -> Registration:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class Backend(ABC):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from types import TracebackType
 
+from ._closing import Closeable
 from ._target import Target
 from ._types import Update
 from .errors import WatcherClosedError
@@ -13,7 +13,7 @@ from .errors import WatcherClosedError
 __all__ = ["Resolver", "Watcher"]
 
 
-class Watcher(ABC):
+class Watcher(Closeable, ABC):
     """Tracks the resolution of one target (legacy ``naming.Watcher``).
 
     Contract:
@@ -46,19 +46,8 @@ class Watcher(ABC):
             except WatcherClosedError:
                 return
 
-    def __enter__(self) -> Watcher:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Resolver(ABC):
+class Resolver(Closeable, ABC):
     """Creates watchers for targets (legacy ``naming.Resolver``).
 
     ``resolve()`` must not block on the network for long: it returns a Watcher whose ``next()`` does
@@ -70,16 +59,5 @@ class Resolver(ABC):
     def resolve(self, target: Target | str) -> Watcher:
         """Return a watcher that tracks ``target``."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for resolvers that hold nothing
+    def close(self) -> None:
         """Release the resolver's resources. Idempotent; the default holds nothing."""
-
-    def __enter__(self) -> Resolver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
