@@ -1,0 +1,132 @@
+"""The results file and the table in docs/benchmarks.md, both made from one run."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TARGETS", "met", "render_table", "update_docs", "write_json"]
+
+START = "<!-- bench:table:start -->"
+END = "<!-- bench:table:end -->"
+
+# name: (what it measures, target as written, check on (value, all results); None: reported only)
+Check = Callable[[float, Mapping[str, Any]], bool] | None
+TARGETS: dict[str, tuple[str, str, Check]] = {}
+
+
+def _target(name: str, what: str, text: str, check: Check) -> None:
+    TARGETS[name] = (what, text, check)
+
+
+_target(
+    "p1_rr_vs_native_seq",
+    "naming.dial round_robin / grpcio round_robin, 1 caller",
+    ">= 0.95",
+    lambda v, r: v >= 0.95,
+)
+_target("p1_rr_vs_native_threads", "the same, 8 caller threads", ">= 0.95", lambda v, r: v >= 0.95)
+_target(
+    "p1_rr_vs_direct_seq", "naming.dial round_robin / one direct channel, 1 caller", "report", None
+)
+for _policy in ("rr", "pf"):
+    for _size in (3, 100, 10000):
+        _target(
+            f"p2_pick_share_{_policy}_{_size}",
+            f"get()+put(), {'round_robin' if _policy == 'rr' else 'pick_first'}, {_size} addresses / one RPC",
+            "<= 0.02",
+            lambda v, r: v <= 0.02,
+        )
+_target(
+    "p3_etcd_propagation_ratio_p50",
+    "etcd write -> Watcher.next(), / bare etcd3 watch callback (median)",
+    "<= 1.5",
+    lambda v, r: v <= 1.5,
+)
+_target(
+    "p3_etcd_propagation_ratio_p99", "the same, 99th percentile", "<= 1.5", lambda v, r: v <= 1.5
+)
+_target(
+    "p4_update_cost_ratio_10000_vs_10",
+    "one update (watcher + balancer) at 10,000 endpoints / at 10",
+    "<= 2",
+    lambda v, r: v <= 2,
+)
+_target(
+    "p4_initial_resolve_ratio_10000",
+    "first next() of 10,000 etcd records / bare get_prefix",
+    "<= 2",
+    lambda v, r: v <= 2,
+)
+_target(
+    "p5_failed_graceful",
+    "failed RPCs, one of 3 servers stopped gracefully (deregistered first)",
+    "0",
+    lambda v, r: v == 0,
+)
+_target(
+    "p5_failed_sigkill_failfast",
+    "failed fail-fast RPCs, one of 3 servers SIGKILLed",
+    "<= in-flight",
+    lambda v, r: v <= r.get("p5_inflight_at_kill", math.inf),
+)
+_target(
+    "p5_failed_sigkill_wfr",
+    "failed wait_for_ready RPCs, one of 3 servers SIGKILLed",
+    "0",
+    lambda v, r: v == 0,
+)
+_target("p5_inflight_at_kill", "RPCs in flight on the killed server when it died", "report", None)
+
+
+def met(name: str, results: Mapping[str, Any]) -> bool | None:
+    """True or False against the target; None when the figure is reported only or missing."""
+    entry = TARGETS.get(name)
+    if entry is None or entry[2] is None or name not in results:
+        return None
+    return entry[2](float(results[name]), results)
+
+
+def write_json(results: Mapping[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(results), indent=2, sort_keys=True) + "\n")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 0.1 else f"{value:.3f}"
+    return str(value)
+
+
+def render_table(results: Mapping[str, Any]) -> str:
+    lines = [
+        "| name | what it measures | value | spread | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (what, text, _check) in TARGETS.items():
+        if name not in results:
+            lines.append(f"| `{name}` | {what} | not measured | | {text} | |")
+            continue
+        spread = results.get(f"{name}_spread")
+        verdict = {True: "yes", False: "**no**", None: "-"}[met(name, results)]
+        spread_text = f"{spread:.2f}" if isinstance(spread, float) else ""
+        lines.append(
+            f"| `{name}` | {what} | {_format(results[name])} | {spread_text} | {text} | {verdict} |"
+        )
+    env = ", ".join(f"{k[4:]} {results[k]}" for k in sorted(results) if k.startswith("env_"))
+    lines.append("")
+    lines.append(f"Run: {env}.")
+    return "\n".join(lines)
+
+
+def update_docs(results: Mapping[str, Any], path: Path) -> None:
+    """Replace the table between the markers in ``path`` with this run's."""
+    text = path.read_text()
+    head, start, rest = text.partition(START)
+    _, end, tail = rest.partition(END)
+    if not start or not end:
+        raise ValueError(f"bench: {path} has no {START} ... {END} markers")
+    path.write_text(f"{head}{START}\n{render_table(results)}\n{END}{tail}")
