@@ -18,7 +18,7 @@ from typing import Any
 from naming import Address, BackendUnavailableError, NamingError, SnapshotWatcher
 
 from ._etcd_client import EtcdConnection, classify
-from ._etcd_records import decode_record
+from ._etcd_records import decode_record, decode_snapshot
 from ._retry import Backoff
 
 __all__ = ["EtcdWatcher", "prefix_end"]
@@ -95,14 +95,14 @@ class EtcdWatcher(SnapshotWatcher):
     def _snapshot(self) -> None:
         prefix = self._prefix.decode()
         response = self._conn.call("get", lambda client: client.get_prefix_response(prefix))
-        records: dict[bytes, Address] = {}
-        for kv in response.kvs:
-            address = self._decode(kv.key, kv.value)
-            if address is not None:
-                records[kv.key] = address
+        records = decode_snapshot(response.kvs, self._skip)
+        if self._warned:
+            self._warned -= records.keys()
         self._records = records
         self._counts = Counter(records.values())
-        self.publish(records.values())
+        # the distinct addresses in order, as a plain dict: publish() takes its keys with their
+        # hashes instead of hashing every address again
+        self.publish(dict(self._counts))
         self._revision = response.header.revision
         log.debug("etcd: snapshot of %s at revision %d", prefix, self._revision)
 
@@ -216,12 +216,16 @@ class EtcdWatcher(SnapshotWatcher):
         try:
             address = decode_record(value)
         except ValueError as exc:
-            if key not in self._warned:
-                self._warned.add(key)
-                log.warning("etcd: skipping record %s: %s", key.decode(errors="replace"), exc)
+            self._skip(key, exc)
             return None
         self._warned.discard(key)
         return address
+
+    def _skip(self, key: bytes, error: ValueError) -> None:
+        """A value that is not a record: one warning per key, until it holds a record again."""
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("etcd: skipping record %s: %s", key.decode(errors="replace"), error)
 
     # -- closing -------------------------------------------------------------------------------
 

@@ -5,6 +5,9 @@ ready addresses in O(log n) and marks the snapshot stale; the first ``get()`` af
 snapshot under the lock, with a Picker from ``build_picker()`` only if the ready addresses changed
 (so a policy's position survives unrelated churn). Every other ``get()`` reads the current snapshot
 and asks its picker, with no I/O and no lock. A new policy only writes ``build_picker()``.
+
+The ready list (``balancers._ready``) is kept in blocks, so that a change copies about 2 * sqrt(n)
+references rather than n.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from naming import (
@@ -33,6 +36,7 @@ from naming import (
 
 from ._balancer import Balancer, BalancerConfig, Down, Put
 from ._notify import Notifications
+from ._ready import Joined, ReadyList
 
 __all__ = ["Picker", "PickerBalancer", "PickerState"]
 
@@ -57,15 +61,23 @@ class PickerState:
     """What ``build_picker()`` gets: the ready addresses and a view of the whole list.
 
     ``ready`` holds the connected addresses in list order and ``positions`` their positions in the
-    list (increasing numbers, not indexes). ``position(address)`` gives any listed address's position
-    (None when it is not listed) and ``is_ready(address)`` whether it is connected: both O(1), and
-    valid only during the ``build_picker()`` call.
+    list (increasing numbers, not indexes): immutable sequences, tuples for short lists, that a
+    picker may keep. ``position(address)`` gives any listed address's position (None when it is not
+    listed) and ``is_ready(address)`` whether it is connected: both O(1), and valid only during the
+    ``build_picker()`` call.
     """
 
-    ready: tuple[Address, ...]
-    positions: tuple[int, ...]
+    ready: Sequence[Address]
+    positions: Sequence[int]
     position: Callable[[Address], int | None]
     is_ready: Callable[[Address], bool]
+
+    def index_after(self, position: int) -> int:
+        """The index in ``ready`` of the first ready address after ``position`` in list order
+        (``len(ready)`` when there is none). O(log n)."""
+        if isinstance(self.positions, Joined):
+            return self.positions.bisect_right(position)
+        return bisect.bisect_right(self.positions, position)
 
 
 @dataclass(frozen=True)
@@ -92,8 +104,7 @@ class PickerBalancer(Balancer):
         self._addrs: dict[Address, int] = {}  # insertion order; value: position in the list
         self._positions = itertools.count()
         self._up: set[Address] = set()
-        self._ready: list[Address] = []  # the connected addresses, in list order
-        self._ready_positions: list[int] = []  # their positions, sorted
+        self._ready = ReadyList()  # the connected addresses, in list order, with their positions
         self._ready_changed = False
         self._snapshot: _Snapshot | None = _Snapshot(None, 0)
         self._last_picker: Picker | None = None
@@ -143,9 +154,7 @@ class PickerBalancer(Balancer):
                 return None
             if position is not None:
                 self._up.add(addr)
-                index = bisect.bisect_left(self._ready_positions, position)
-                self._ready_positions.insert(index, position)
-                self._ready.insert(index, addr)
+                self._ready.add(position, addr)
                 self._changed(ready=True)
                 if len(self._ready) == 1:
                     self._cond.notify_all()
@@ -212,9 +221,7 @@ class PickerBalancer(Balancer):
 
     def _unready(self, addr: Address, position: int) -> None:
         self._up.discard(addr)
-        index = bisect.bisect_left(self._ready_positions, position)
-        del self._ready_positions[index]
-        del self._ready[index]
+        self._ready.remove(position)
 
     def _changed(self, *, ready: bool) -> None:
         """Under the lock: the snapshot is stale; build it again on the next get()."""
@@ -231,12 +238,8 @@ class PickerBalancer(Balancer):
         if not self._ready:
             return _Snapshot(None, len(self._addrs), tuple(self._addrs))
         if self._ready_changed or self._last_picker is None:
-            state = PickerState(
-                tuple(self._ready),
-                tuple(self._ready_positions),
-                self._addrs.get,
-                self._up.__contains__,
-            )
+            ready, positions = self._ready.freeze()
+            state = PickerState(ready, positions, self._addrs.get, self._up.__contains__)
             self._last_picker = self.build_picker(state, self._last_picker)
             self._ready_changed = False
         return _Snapshot(self._last_picker, len(self._addrs))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import bisect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from naming import Address, hookimpl
 
@@ -20,7 +19,7 @@ class RoundRobinPicker(Picker):
     __slots__ = ("_carried", "_counter", "_last", "ready")
 
     def __init__(
-        self, ready: tuple[Address, ...], start: int = 0, carried: Address | None = None
+        self, ready: Sequence[Address], start: int = 0, carried: Address | None = None
     ) -> None:
         self.ready = ready
         self._counter = itertools.count(start)
@@ -65,7 +64,7 @@ def _resume_after(last: Address | None, state: PickerState, previous: Picker | N
     if position is None:  # it was deleted: go on from the same place in the rotation
         index = previous.index if isinstance(previous, RoundRobinPicker) else None
         return 0 if index is None else (index + 1) % len(state.ready)
-    return bisect.bisect_right(state.positions, position) % len(state.ready)
+    return state.index_after(position) % len(state.ready)
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from ._resolver import Watcher
-from ._types import Address, Update
+from ._types import Address, Operation, Update, updates_of
 from .errors import NamingError, WatcherClosedError
 
 __all__ = ["QueueWatcher", "SnapshotWatcher"]
@@ -133,10 +133,11 @@ class SnapshotWatcher(_BaseWatcher):
         with self._cond:
             if self._closed:
                 return
-            for address in [a for a in self._latest if a not in latest]:
-                self._discard(address)
-            for address in latest:
-                self._add(address)
+            if self._delivered:  # before that, nothing is pending but the set itself
+                for address in [a for a in self._latest if a not in latest]:
+                    self._discard(address)
+                for address in latest:
+                    self._add(address)
             self._latest = latest
             self._published = True
             self._cond.notify_all()
@@ -187,8 +188,8 @@ class SnapshotWatcher(_BaseWatcher):
     def _take(self) -> list[Update]:
         if not self._delivered:
             self._delivered = True
-            return [Update.add(address) for address in self._latest]
-        updates = [Update.delete(address) for address in self._removed]
-        updates += [Update.add(address) for address in self._added]
+            return updates_of(Operation.ADD, self._latest)
+        updates = updates_of(Operation.DELETE, self._removed)
+        updates += updates_of(Operation.ADD, self._added)
         self._added, self._removed = {}, {}
         return updates
