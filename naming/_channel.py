@@ -262,9 +262,12 @@ class BalancedChannel(grpc.Channel):  # type: ignore[misc]  # grpc is untyped
         while True:
             if self._closed:
                 raise closed_error()
-            timeout = (
-                0.0 if not block else None if deadline is None else deadline - time.monotonic()
-            )
+            if not block:
+                timeout: float | None = 0.0
+            elif deadline is None:
+                timeout = None
+            else:
+                timeout = deadline - time.monotonic()
             try:
                 address, put = self._balancer.get(blocking_wait=wait_for_ready, timeout=timeout)
             except NoAddressAvailableError as exc:
@@ -275,7 +278,7 @@ class BalancedChannel(grpc.Channel):  # type: ignore[misc]  # grpc is untyped
                 raise CallError(Code.DEADLINE_EXCEEDED, str(exc)) from None
             except BalancerClosedError:
                 raise closed_error() from None
-            subchannel = self._subchannels.get(address)
+            subchannel = self._subchannels.current.get(address)  # every call: no method call
             if subchannel is not None and subchannel.acquire():
                 return subchannel, put
             # The balancer is ahead of the subchannels: an address was just added or removed.

@@ -98,19 +98,23 @@ class Subchannel:
         self, kind: str, name: str, serializer: Any, deserializer: Any, registered: Any
     ) -> Any:
         """grpc's multicallable of ``kind`` ("unary_unary", ...) for ``name``, made once."""
-        key = (kind, name, serializer, deserializer, registered)
-        found = self._methods.get(key)
+        return self.multicallable((kind, name, serializer, deserializer, registered))
+
+    def multicallable(self, spec: tuple[Any, ...]) -> Any:
+        """``method(*spec)``, with ``spec`` as the cache key: one dictionary lookup per call."""
+        found = self._methods.get(spec)
         if found is None:
             with self._lock:  # grpc's registered-method handles are not thread-safe to create
-                found = self._methods.get(key)
+                found = self._methods.get(spec)
                 if found is None:
+                    kind, name, serializer, deserializer, registered = spec
                     found = getattr(self._channel, kind)(
                         name,
                         request_serializer=serializer,
                         response_deserializer=deserializer,
                         _registered_method=registered,
                     )
-                    self._methods[key] = found
+                    self._methods[spec] = found
         return found
 
     def acquire(self) -> bool:
@@ -252,7 +256,8 @@ class Subchannels:
         self._options = tuple(options)
         self._drain_grace = drain_grace
         self._cond = threading.Condition()
-        self._current: dict[Address, Subchannel] = {}  # replaced as a whole: read without a lock
+        # By address; replaced as a whole, never changed in place: calls read it without a lock.
+        self.current: dict[Address, Subchannel] = {}
         self.retired: list[Subchannel] = []
         self._updates = 0
         self._closed = False
@@ -261,10 +266,10 @@ class Subchannels:
         self._delivering = False
 
     def get(self, address: Address) -> Subchannel | None:
-        return self._current.get(address)
+        return self.current.get(address)
 
     def snapshot(self) -> dict[Address, Subchannel]:
-        return dict(self._current)
+        return dict(self.current)
 
     def update(self, addresses: Iterable[Address]) -> None:
         """Dial the new addresses, retire the ones that left (they close once drained)."""
@@ -272,9 +277,9 @@ class Subchannels:
         with self._cond:
             if self._closed:
                 return
-            current = self._current
+            current = self.current
             removed = [sub for address, sub in current.items() if address not in wanted]
-            self._current = {
+            self.current = {
                 address: current.get(address) or self._dial(address) for address in wanted
             }
             self.retired.extend(removed)
@@ -300,21 +305,21 @@ class Subchannels:
             if subchannel.close_if_drained(self._drain_grace):
                 with self._cond:
                     self.retired.remove(subchannel)
-        for subchannel in self._current.values():
+        for subchannel in self.current.values():
             subchannel.connect_if_idle()
 
     def interval(self) -> float | None:
         """Seconds until the next ``tick()`` is due; None when nothing needs one."""
         if self.retired:
             return REAP_INTERVAL
-        if any(subchannel.state is IDLE for subchannel in self._current.values()):
+        if any(subchannel.state is IDLE for subchannel in self.current.values()):
             return NUDGE_INTERVAL
         return None
 
     def wait_for(self, address: Address, timeout: float) -> None:
         """Wait up to ``timeout`` s for a subchannel of ``address`` (or the next update, or close)."""
         with self._cond:
-            if timeout > 0 and not self._closed and address not in self._current:
+            if timeout > 0 and not self._closed and address not in self.current:
                 updates = self._updates
                 self._cond.wait_for(lambda: self._closed or self._updates != updates, timeout)
 
@@ -322,8 +327,8 @@ class Subchannels:
         """Close every subchannel, current and retired. Idempotent."""
         with self._cond:
             self._closed = True
-            subchannels = [*self._current.values(), *self.retired]
-            self._current, self.retired = {}, []
+            subchannels = [*self.current.values(), *self.retired]
+            self.current, self.retired = {}, []
             self._cond.notify_all()
         reason = ConnectionAbortedError("channel: the channel is closed")
         for subchannel in subchannels:  # detach all first: their grpc pollers stop together
@@ -351,7 +356,7 @@ class Subchannels:
             return grpc.ChannelConnectivity.SHUTDOWN
         if not self._updates:
             return IDLE
-        states = {subchannel.state for subchannel in self._current.values()}
+        states = {subchannel.state for subchannel in self.current.values()}
         if READY in states:
             return READY
         if IDLE in states or grpc.ChannelConnectivity.CONNECTING in states:

@@ -368,7 +368,8 @@ def test_without_a_resolver_the_channel_dials_the_target_itself(harness: Harness
 
 
 class Recording(RoundRobin):
-    """round_robin whose put records every DoneInfo; ``stale`` is returned by the next get()."""
+    """round_robin whose put records every DoneInfo; ``stale`` is returned by the next
+    ``stale_picks`` get() calls (one by default)."""
 
     name = "recording_round_robin"
 
@@ -376,10 +377,14 @@ class Recording(RoundRobin):
         super().__init__(resolver)
         self.infos: list[DoneInfo] = []
         self.stale: Address | None = None
+        self.stale_picks = 1
 
     def get(self, *, blocking_wait: bool = False, timeout: float | None = None) -> Any:
         if self.stale is not None:
-            address, self.stale = self.stale, None
+            address = self.stale
+            self.stale_picks -= 1
+            if self.stale_picks <= 0:
+                self.stale, self.stale_picks = None, 1
         else:
             address, _ = super().get(blocking_wait=blocking_wait, timeout=timeout)
         return address, self.infos.append
@@ -416,7 +421,7 @@ def test_put_receives_the_outcome_of_every_call(harness: Harness) -> None:
     assert balancer.infos[3].error.code() is grpc.StatusCode.NOT_FOUND
 
 
-def test_wait_for_ready_call_is_picked_again_when_its_server_is_gone(harness: Harness) -> None:
+def test_a_call_never_sent_is_picked_again_when_its_server_is_gone(harness: Harness) -> None:
     s0, s1 = harness.start_servers(2)
     balancer, channel = recording_channel(harness, s0, s1)
     s0.stop()
@@ -431,11 +436,19 @@ def test_wait_for_ready_call_is_picked_again_when_its_server_is_gone(harness: Ha
     codes = [info.code for info in balancer.infos]
     assert codes == [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.OK] * 2
 
-    # A fail-fast call is not repeated: it fails with UNAVAILABLE.
+    # A fail-fast call that was never sent is picked once more, at once: it ends on s1 too.
     balancer.stale = Address(s0.address)
+    assert call_port(channel) == "s1"
+    balancer.stale = Address(s0.address)
+    assert channel.unary_unary(PORT).future(b"", timeout=DEFAULT_TIMEOUT).result() == b"s1"
+    # Only once: picked stale twice, it fails with UNAVAILABLE.
+    balancer.stale, balancer.stale_picks = Address(s0.address), 2
     with pytest.raises(grpc.RpcError) as info:
         call_port(channel)
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    balancer.stale, balancer.stale_picks = Address(s0.address), 2
+    future = channel.unary_unary(PORT).future(b"", timeout=DEFAULT_TIMEOUT)
+    assert future.exception().code() is grpc.StatusCode.UNAVAILABLE
 
 
 # -- connectivity -----------------------------------------------------------------------------
