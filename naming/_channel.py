@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -31,6 +30,7 @@ from ._calls import (
     closed_error,
     report,
 )
+from ._closing import Closeable
 from ._resolver import Resolver
 from ._subchannel import Subchannel, Subchannels
 from ._types import Address
@@ -49,7 +49,7 @@ _JOIN_TIMEOUT = 5.0
 _ids = itertools.count(1)
 
 
-class BalancedChannel(grpc.Channel):  # type: ignore[misc]  # grpc is untyped
+class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is untyped
     """A ``grpc.Channel`` over a started balancer; built by :func:`naming.dial`.
 
     The channel owns ``balancer`` (and ``resolver``, if given) and closes them in ``close()``.
@@ -211,17 +211,6 @@ class BalancedChannel(grpc.Channel):  # type: ignore[misc]  # grpc is untyped
             if self._thread.is_alive():
                 log.warning("channel: the notify thread of %s did not stop", self.target)
         self._subchannels.close()
-
-    def __enter__(self) -> BalancedChannel:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = self._subchannels.state.name

@@ -11,9 +11,9 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from .._closing import Closeable
 from . import DEFAULT_TIMEOUT
 from ._etcd_process import EtcdError, _Client, _free_ports, _PortInUse, _run_etcdctl, find_etcd
 from ._etcd_server import EtcdServer
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # -- cluster -------------------------------------------------------------------------------------
 
 
-class EtcdCluster(_Client):
+class EtcdCluster(Closeable, _Client):
     """``size`` members (3 by default) on loopback, one ``--initial-cluster-token`` per cluster.
 
     Members are :class:`EtcdServer` objects named e1, e2, ...: stop, kill, pause or restart them one
@@ -128,18 +128,6 @@ class EtcdCluster(_Client):
                 member.close()
             if self._owned_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> EtcdCluster:
-        """The cluster as it is (call :meth:`start`); leaving the block closes it."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _wire(self) -> None:
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)

@@ -13,8 +13,8 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
+from .._closing import Closeable
 from . import DEFAULT_TIMEOUT
 from ._etcd_process import (
     _POLL,
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 # -- one member ----------------------------------------------------------------------------------
 
 
-class EtcdServer(_Client):
+class EtcdServer(Closeable, _Client):
     """One etcd member on 127.0.0.1, with its data and log in ``workdir``.
 
     The client and peer ports are chosen free at construction and kept across restarts. Without a
@@ -219,18 +219,6 @@ class EtcdServer(_Client):
             self.stop()
         finally:
             self._finalizer()
-
-    def __enter__(self) -> EtcdServer:
-        """The server as it is (call :meth:`start`); leaving the block closes it."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- logs
 
