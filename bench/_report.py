@@ -80,6 +80,12 @@ _target(
     lambda v, r: v == 0,
 )
 _target("p5_inflight_at_kill", "RPCs in flight on the killed server when it died", "report", None)
+_target(
+    "p5_native_failed_sigkill_wfr",
+    "anchor: grpcio's own round_robin, the same wait_for_ready load and kill",
+    "report",
+    None,
+)
 
 
 def met(name: str, results: Mapping[str, Any]) -> bool | None:

@@ -237,6 +237,42 @@ def _scenario(
     return len(load.failures), in_flight
 
 
+class _NoPicks:
+    """Stands in for Picks on a channel that has no balancer of ours (grpcio's own)."""
+
+    armed = False
+    count = 0
+
+    def forget(self) -> None:
+        pass
+
+    def took_armed(self) -> bool:
+        return False
+
+
+def _native_kill_wfr(before: float, after: float) -> tuple[int, int]:
+    """The anchor: grpcio's own round_robin under the same wait_for_ready load and the same kill.
+
+    Returns (failed calls, failed calls that had been sent: not "failed to connect").
+    """
+    with child_servers(3) as servers:
+        target = "ipv4:" + ",".join(server.address for server in servers)
+        options = [("grpc.lb_policy_name", "round_robin")]
+        with grpc.insecure_channel(target, options=options) as channel:
+            _wait_all_answer(channel, servers)
+            load = Load(channel, True, before + after + CALL_TIMEOUT + 5.0, _NoPicks())  # type: ignore[arg-type]
+            load.start()
+            try:
+                time.sleep(before)
+                servers[0].kill()
+                time.sleep(after)
+            finally:
+                load.stop()
+    sent = [f for f in load.failures if not f[2].startswith(UNSENT)]
+    log.info("p5 native sigkill-wfr: ok %s; failed %s", dict(load.ok), load.failures)
+    return len(load.failures), len(sent)
+
+
 def run(quick: bool) -> dict[str, float]:
     before, after = (0.5, 1.5) if quick else (1.0, 4.0)
     with EtcdServer() as etcd:
@@ -244,7 +280,10 @@ def run(quick: bool) -> dict[str, float]:
         graceful, _ = _scenario(etcd, "graceful", _stop, False, before, after)
         failfast, in_flight = _scenario(etcd, "sigkill-failfast", _kill, False, before, after)
         wfr, _ = _scenario(etcd, "sigkill-wfr", _kill, True, before, after)
+    native_wfr, native_sent = _native_kill_wfr(before, after)
     return {
+        "p5_native_failed_sigkill_wfr": native_wfr,
+        "p5_native_failed_sent_sigkill_wfr": native_sent,
         "p5_failed_graceful": graceful,  # counts: ints, shown as such in the table
         "p5_failed_sigkill_failfast": failfast,
         "p5_failed_sigkill_wfr": wfr,
