@@ -5,7 +5,9 @@ grpc's own multicallable on it with what is left of its deadline, and reports th
 
 A unary-request call with ``wait_for_ready=True`` runs fail-fast on the subchannel it was given: if
 that subchannel cannot connect (its server went away after the pick), no server saw the call, and it
-is picked again, so that it waits for *any* ready address rather than for that one.
+is picked again, so that it waits for *any* ready address rather than for that one. A unary-unary
+call to a method declared idempotent (``idempotent=`` of the channel) is picked again after any
+UNAVAILABLE failure too, even one that a server may have seen.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -32,6 +34,7 @@ __all__ = [
     "UnaryStream",
     "UnaryUnary",
     "closed_error",
+    "idempotent_methods",
     "report",
     "unsent",
 ]
@@ -61,6 +64,44 @@ def report(put: Put | None, code: Any, latency: float, error: BaseException | No
 def unsent(call: Any) -> bool:
     """True when a finished call failed to connect: no server saw it, so it may be picked again."""
     return call.code() is Code.UNAVAILABLE and (call.details() or "").startswith(_UNSENT)
+
+
+def _unavailable(call: Any) -> bool:
+    """True when a finished call failed with UNAVAILABLE: how an idempotent call may be retried."""
+    return call.code() is Code.UNAVAILABLE
+
+
+def idempotent_methods(entries: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """(full method names, service names) of ``entries``: ``/service/method`` or ``/service/*``.
+
+    Raises ValueError naming the first entry of another form, TypeError if one is not a str (or if
+    ``entries`` is itself a str, which would be read as its characters).
+    """
+    if isinstance(entries, str | bytes):
+        raise TypeError(f"idempotent must be an iterable of method names, not {entries!r}")
+    methods: set[str] = set()
+    services: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise TypeError(f"idempotent: {entry!r} is not a str")
+        parts = entry.split("/")
+        if (
+            len(parts) != 3
+            or parts[0]
+            or not parts[1]
+            or not parts[2]
+            or "*" in parts[1]
+            or ("*" in parts[2] and parts[2] != "*")
+            or any(c.isspace() for c in entry)
+        ):
+            raise ValueError(
+                f"idempotent: {entry!r} is not of the form '/service/method' or '/service/*'"
+            )
+        if parts[2] == "*":
+            services.add(parts[1])
+        else:
+            methods.add(entry)
+    return frozenset(methods), frozenset(services)
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -153,6 +194,11 @@ class _Method:
         self._channel = channel
         self._spec = spec
         self._unary_request = spec[0].startswith("unary")
+        # How a failed attempt is told to be picked again, decided once per multicallable: only a
+        # unary-unary call to an idempotent method may be repeated after a server may have seen it.
+        self._repickable: Callable[[Any], bool] = (
+            _unavailable if spec[0] == "unary_unary" and channel.is_idempotent(spec[1]) else unsent
+        )
 
     def _on(self, subchannel: Subchannel) -> Any:
         return subchannel.multicallable(self._spec)
@@ -247,7 +293,7 @@ class _UnaryResponse(_Method):
                 )
             except grpc.RpcError as exc:
                 report(put, exc.code(), time.perf_counter() - start, exc)
-                if not unsent(exc) or not (retry or repick):
+                if not (retry or repick) or not self._repickable(exc):
                     raise
                 if not retry:  # fail-fast: one more pick, at once, on the next address
                     repick = False
@@ -339,10 +385,10 @@ class _UnaryFuture(grpc.Call, grpc.Future):  # type: ignore[misc]
             subchannel.release()
             code = call.code()
             report(put, code, time.perf_counter() - start, None if code is Code.OK else call)
-            if self._retry and not self._cancelled and unsent(call):
+            if self._retry and not self._cancelled and self._method._repickable(call):
                 self._again(self._backoff)
                 self._backoff = min(self._backoff * 2, _RETRY_BACKOFF[1])
-            elif self._repick and not self._cancelled and unsent(call):
+            elif self._repick and not self._cancelled and self._method._repickable(call):
                 self._repick = False
                 self._again(0.0)
             else:

@@ -14,7 +14,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -28,6 +28,7 @@ from ._calls import (
     UnaryStream,
     UnaryUnary,
     closed_error,
+    idempotent_methods,
     report,
 )
 from ._closing import Closeable
@@ -53,7 +54,10 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
     """A ``grpc.Channel`` over a started balancer; built by :func:`naming.dial`.
 
     The channel owns ``balancer`` (and ``resolver``, if given) and closes them in ``close()``.
-    ``credentials`` and ``options`` apply to every subchannel. Every method is thread-safe.
+    ``credentials`` and ``options`` apply to every subchannel. ``idempotent`` names the methods
+    (``/service/method``) and services (``/service/*``) whose unary-unary calls may run more than
+    once: they are picked again after an UNAVAILABLE failure (docs/channel.md, "Idempotent
+    methods"); ValueError for an entry of another form. Every method is thread-safe.
 
     Connectivity (``subscribe``): IDLE until the first address list arrives, then READY if any
     subchannel is ready, else CONNECTING if any is connecting, else TRANSIENT_FAILURE; SHUTDOWN
@@ -69,7 +73,9 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
         credentials: Any = None,
         options: Sequence[tuple[str, Any]] = (),
         drain_grace: float = DRAIN_GRACE,
+        idempotent: Iterable[str] = (),
     ) -> None:
+        self._idempotent_methods, self._idempotent_services = idempotent_methods(idempotent)
         self.target = target
         self._balancer = balancer
         self._resolver = resolver
@@ -103,6 +109,13 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
     def subchannels(self) -> dict[Address, Subchannel]:
         """The current subchannels by address (a copy; for tests and diagnostics)."""
         return self._subchannels.snapshot()
+
+    def is_idempotent(self, method: str) -> bool:
+        """True if calls to ``method`` (``/service/method``) were declared safe to run again."""
+        if method in self._idempotent_methods:
+            return True
+        service, _, _ = method[1:].rpartition("/")
+        return service in self._idempotent_services
 
     def connectivity(self) -> Any:
         """The aggregate ``grpc.ChannelConnectivity`` now."""

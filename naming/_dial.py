@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._target import Target, parse_target
@@ -23,6 +23,7 @@ def dial(
     balancer: str = "round_robin",
     credentials: Any = None,
     options: Sequence[tuple[str, Any]] = (),
+    idempotent: Iterable[str] = (),
     **balancer_options: Any,
 ) -> BalancedChannel:
     """A ``grpc.Channel`` that balances every call over the addresses ``target`` resolves to.
@@ -31,18 +32,28 @@ def dial(
     to it). ``credentials`` (``grpc.ChannelCredentials``; None for plaintext) and ``options`` (grpc
     channel arguments) apply to the connection to every address. Generated stubs work unchanged.
 
+    ``idempotent`` lists the methods (``"/pkg.Service/Method"``) and whole services
+    (``"/pkg.Service/*"``) whose calls may safely run more than once: a unary-unary call to one of
+    them that fails with UNAVAILABLE is picked again like a call that never left the client
+    (docs/channel.md, "Idempotent methods"). None by default.
+
     Does not block: the channel connects in the background. Wait for it with
     ``grpc.channel_ready_future(channel).result(timeout)``, or make calls with
     ``wait_for_ready=True``. Close it with ``close()`` or a ``with`` block.
 
     Raises TargetError or UnknownSchemeError for a bad target, UnknownBalancerError for an unknown
-    balancer, TypeError for bad options, and whatever the resolver raises when it starts.
+    balancer, TypeError for bad options, ValueError for a bad ``idempotent`` entry, and whatever the
+    resolver raises when it starts.
     """
     from balancers import BalancerConfig, create
 
     from ._api import build_resolver
+    from ._calls import idempotent_methods
     from ._channel import BalancedChannel
 
+    if not isinstance(idempotent, str | bytes):  # a str is refused below, not read as characters
+        idempotent = tuple(idempotent)
+    idempotent_methods(idempotent)  # bad entries fail here, before anything is started
     parsed = target if isinstance(target, Target) else parse_target(target)
     options = tuple(options)
     resolver = build_resolver(parsed)
@@ -57,5 +68,10 @@ def dial(
         resolver.close()
         raise
     return BalancedChannel(
-        str(parsed), chosen, resolver=resolver, credentials=credentials, options=options
+        str(parsed),
+        chosen,
+        resolver=resolver,
+        credentials=credentials,
+        options=options,
+        idempotent=idempotent,
     )
