@@ -79,6 +79,12 @@ _target(
     "0",
     lambda v, r: v == 0,
 )
+_target(
+    "p5_failed_sigkill_wfr_idempotent",
+    "failed wait_for_ready RPCs, one of 3 SIGKILLed, methods declared idempotent",
+    "report",
+    None,
+)
 _target("p5_inflight_at_kill", "RPCs in flight on the killed server when it died", "report", None)
 _target(
     "p5_native_failed_sigkill_wfr",

@@ -8,7 +8,9 @@ runs on, and every call that did not end OK in that whole window is counted:
 
 * graceful: ``ChildServer.stop()`` (SIGTERM: the record is deleted, then the server stops with a
   grace period), fail-fast calls;
-* SIGKILL with fail-fast calls, and SIGKILL with ``wait_for_ready=True`` calls.
+* SIGKILL with fail-fast calls, and SIGKILL with ``wait_for_ready=True`` calls;
+* the same SIGKILL with ``wait_for_ready=True`` calls on a channel dialled with
+  ``idempotent=("/bench.Echo/*",)``: calls in flight on the victim may be sent again.
 
 ``p5_inflight_at_kill`` (of the fail-fast kill) is counted on the client: the calls running on the
 victim's subchannel when SIGKILL is sent (``Subchannel.in_flight``), plus the calls the balancer
@@ -45,6 +47,7 @@ SERVER_MS = b"5"  # milliseconds each call spends in the server
 READY_TIMEOUT = 10.0
 JOIN_TIMEOUT = CALL_TIMEOUT + 5.0
 MAX_CALLS = 100_000  # per caller thread and scenario
+IDEMPOTENT = ("/bench.Echo/*",)  # the fourth scenario's dial: every bench method may run again
 UNSENT = "failed to connect"  # grpc's details of a call that never left the client
 
 
@@ -192,6 +195,7 @@ def _scenario(
     wait_for_ready: bool,
     before: float,
     after: float,
+    idempotent: tuple[str, ...] = (),
 ) -> tuple[int, int]:
     """(failed calls, calls in flight on the victim when it died) of one scenario.
 
@@ -202,7 +206,7 @@ def _scenario(
     target = f"etcd://{etcd.endpoint}/bench?prefix=/bench-p5-{uuid.uuid4().hex}"
     with child_servers(3, register=target) as servers:
         victim = servers[0]
-        channel = naming.dial(target, balancer="round_robin")
+        channel = naming.dial(target, balancer="round_robin", idempotent=idempotent)
         try:
             _wait_all_answer(channel, servers)
             picks = Picks(channel.balancer, victim.address)
@@ -280,6 +284,9 @@ def run(quick: bool) -> dict[str, float]:
         graceful, _ = _scenario(etcd, "graceful", _stop, False, before, after)
         failfast, in_flight = _scenario(etcd, "sigkill-failfast", _kill, False, before, after)
         wfr, _ = _scenario(etcd, "sigkill-wfr", _kill, True, before, after)
+        wfr_idempotent, _ = _scenario(
+            etcd, "sigkill-wfr-idempotent", _kill, True, before, after, IDEMPOTENT
+        )
     native_wfr, native_sent = _native_kill_wfr(before, after)
     return {
         "p5_native_failed_sigkill_wfr": native_wfr,
@@ -287,5 +294,6 @@ def run(quick: bool) -> dict[str, float]:
         "p5_failed_graceful": graceful,  # counts: ints, shown as such in the table
         "p5_failed_sigkill_failfast": failfast,
         "p5_failed_sigkill_wfr": wfr,
+        "p5_failed_sigkill_wfr_idempotent": wfr_idempotent,
         "p5_inflight_at_kill": in_flight,
     }
