@@ -28,8 +28,8 @@ from ._grpcservers import DEFAULT_TIMEOUT, wait_for_state, wait_until
 Code = grpc.StatusCode
 READY = grpc.ChannelConnectivity.READY
 
-HELD_MS = b"500"  # server time of the calls in flight when their server is killed
-SETTLE = 0.15  # lets the picked calls reach the victim; well under HELD_MS
+HELD_MS = b"1500"  # server time of the calls in flight when their server is killed
+SETTLE = 0.4  # lets the picked calls reach the victim (a loaded machine is slow); well under HELD_MS
 NOPE = "/bench.Echo/Nope"  # a method the bench servers do not have: UNIMPLEMENTED
 
 
