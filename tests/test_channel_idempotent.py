@@ -29,7 +29,7 @@ Code = grpc.StatusCode
 READY = grpc.ChannelConnectivity.READY
 
 HELD_MS = b"1500"  # server time of the calls in flight when their server is killed
-SETTLE = 0.4  # lets the picked calls reach the victim (a loaded machine is slow); well under HELD_MS
+SETTLE = 0.4  # lets the picked calls reach the victim, even on a busy machine
 NOPE = "/bench.Echo/Nope"  # a method the bench servers do not have: UNIMPLEMENTED
 
 
