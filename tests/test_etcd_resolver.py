@@ -216,7 +216,6 @@ def test_leader_killed_in_a_cluster_the_watcher_and_registration_carry_on(
     follower.wait_for({"10.0.0.1:80"})
     leader = etcd_cluster.leader()
     leader.kill()
-    etcd_cluster.etcdctl("put", f"{etcd_prefix}/svc/b", "10.0.0.2:80", check=False)
     wait_until(
         lambda: (
             etcd_cluster.etcdctl(
