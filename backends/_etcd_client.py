@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from naming import BackendUnavailableError, NamingError, Target, TargetError
-from naming._hostport import split_host_port
+from naming.core import BackendUnavailableError, NamingError, Target, TargetError, split_host_port
 
 __all__ = ["EtcdConnection", "EtcdSettings", "settings_from"]
 

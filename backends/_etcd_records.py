@@ -17,8 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from naming import Address, FrozenMap
-from naming._hostport import split_host_port
+from naming.core import Address, FrozenMap, split_host_port
 
 __all__ = ["decode_record", "decode_snapshot", "encode_record"]
 

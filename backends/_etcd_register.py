@@ -18,7 +18,7 @@ import logging
 import threading
 from typing import Any
 
-from naming import Address, BackendUnavailableError, NamingError, Registration
+from naming.core import Address, BackendUnavailableError, NamingError, Registration
 
 from ._etcd_client import EtcdConnection
 from ._etcd_records import encode_record

@@ -15,7 +15,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from naming import Address, BackendUnavailableError, NamingError, SnapshotWatcher
+from naming.core import Address, BackendUnavailableError, NamingError, SnapshotWatcher
 
 from ._etcd_client import EtcdConnection, classify
 from ._etcd_records import decode_record, decode_snapshot

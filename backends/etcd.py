@@ -17,8 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from naming import Address, Backend, Registration, Resolver, Target, hookimpl
-from naming._api import _as_target
+from naming.core import Address, Backend, Registration, Resolver, Target, as_target, hookimpl
 
 from ._etcd_client import (
     REGISTER_OPTIONS,
@@ -44,7 +43,7 @@ class EtcdResolver(Resolver):
         self._watchers: list[EtcdWatcher] = []
 
     def resolve(self, target: Target | str) -> EtcdWatcher:
-        service = _as_target(target).endpoint
+        service = as_target(target).endpoint
         settings = dataclasses.replace(self.settings, service=service)
         watcher = EtcdWatcher(EtcdConnection(settings, self._factory))
         with self._lock:

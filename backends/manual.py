@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from naming import (
+from naming.core import (
     Address,
     Backend,
     BackendUnavailableError,

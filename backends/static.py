@@ -9,9 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from naming import Address, Backend, Resolver, SnapshotWatcher, Target, TargetError, hookimpl
-from naming._api import _as_target
-from naming._hostport import split_host_port
+from naming.core import (
+    Address,
+    Backend,
+    Resolver,
+    SnapshotWatcher,
+    Target,
+    TargetError,
+    as_target,
+    hookimpl,
+    split_host_port,
+)
 
 __all__ = ["StaticBackend", "StaticResolver", "parse_static_addresses"]
 
@@ -38,7 +46,7 @@ class StaticResolver(Resolver):
     """Resolves a static target to the addresses written in it."""
 
     def resolve(self, target: Target | str) -> SnapshotWatcher:
-        return SnapshotWatcher(parse_static_addresses(_as_target(target)), name="static")
+        return SnapshotWatcher(parse_static_addresses(as_target(target)), name="static")
 
 
 class StaticBackend(Backend):

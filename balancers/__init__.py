@@ -9,8 +9,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from naming import Resolver
-from naming._plugins import registry
+from naming.core import Resolver, registry
 
 from ._balancer import Balancer, BalancerConfig, DoneInfo, Down, Put
 from ._notify import Notifications
@@ -39,7 +38,7 @@ def create(name: str, resolver: Resolver | None = None, **options: Any) -> Balan
 
     Raises UnknownBalancerError when no balancer has that name, TypeError naming the bad option.
     """
-    cls = registry().balancer(name)
+    cls: Any = registry().balancer(name)  # a class of the core's BalancerLike shape
     try:
         inspect.signature(cls).bind(resolver=resolver, **options)
     except TypeError as exc:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
-from naming import Address
+from naming.core import Address
 
 if TYPE_CHECKING:
     from ._notify import Notifications

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from naming import Address, BalancerClosedError, DeadlineExceededError
+from naming.core import Address, BalancerClosedError, DeadlineExceededError
 
 __all__ = ["Notifications"]
 

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from naming import (
+from naming.core import (
     Address,
     BalancerClosedError,
     DeadlineExceededError,

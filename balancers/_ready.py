@@ -13,7 +13,7 @@ import operator
 from collections.abc import Iterator, Sequence
 from typing import TypeVar, overload
 
-from naming import Address
+from naming.core import Address
 
 __all__ = ["Joined", "ReadyList"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from naming import Address, hookimpl
+from naming.core import Address, hookimpl
 
 from ._balancer import Put
 from ._picker import Picker, PickerBalancer, PickerState

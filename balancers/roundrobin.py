@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
-from naming import Address, hookimpl
+from naming.core import Address, hookimpl
 
 from ._balancer import Put
 from ._picker import Picker, PickerBalancer, PickerState

@@ -2,45 +2,56 @@
 
 A Resolver turns a target into a Watcher; the Watcher's ``next()`` returns Updates (the whole set
 first, then ADD/DELETE deltas); balancers (the ``balancers`` package) consume them. Backends and
-balancers are plugins found through entry points. Importing this package loads no registry client.
+balancers are plugins found through entry points. Importing this package loads no registry client
+and no gRPC.
+
+This module is the facade: it re-exports the core (:mod:`naming.core`) and, on first access, the
+channel (:mod:`naming.channel`: ``dial``, ``BalancedChannel``, ``register_server``), which is where
+gRPC is imported. The layers and their one-way imports: docs/architecture.md.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import (
-    add_plugin,
-    available_backends,
-    available_balancers,
-    build_resolver,
-    register,
-    resolve,
-)
-from ._backend import Backend, Registration
-from ._dial import dial
-from ._diff import apply_updates, diff
-from ._plugins import hookimpl
-from ._resolver import Resolver, Watcher
-from ._server import ServerRegistration, register_server
-from ._target import Target, parse_target
-from ._types import Address, FrozenMap, Operation, Update
-from ._watch import QueueWatcher, SnapshotWatcher
-from .errors import (
+from .core import (
+    Address,
+    Backend,
     BackendUnavailableError,
     BalancerClosedError,
     DeadlineExceededError,
+    FrozenMap,
     NamingError,
     NoAddressAvailableError,
+    Operation,
     PluginError,
+    QueueWatcher,
+    Registration,
+    Resolver,
+    SnapshotWatcher,
+    Target,
     TargetError,
     UnknownBalancerError,
     UnknownSchemeError,
+    Update,
+    Watcher,
     WatcherClosedError,
+    add_plugin,
+    apply_updates,
+    as_target,
+    available_backends,
+    available_balancers,
+    build_resolver,
+    diff,
+    hookimpl,
+    parse_target,
+    register,
+    resolve,
+    split_host_port,
 )
 
 if TYPE_CHECKING:
-    from ._channel import BalancedChannel
+    from .channel import BalancedChannel, ServerRegistration, dial, register_server
 
 __version__ = "0.1.0"
 
@@ -70,6 +81,7 @@ __all__ = [
     "WatcherClosedError",
     "add_plugin",
     "apply_updates",
+    "as_target",
     "available_backends",
     "available_balancers",
     "build_resolver",
@@ -80,13 +92,18 @@ __all__ = [
     "register",
     "register_server",
     "resolve",
+    "split_host_port",
 ]
+
+_CHANNEL_NAMES = frozenset({"BalancedChannel", "ServerRegistration", "dial", "register_server"})
 
 
 def __getattr__(name: str) -> Any:
-    """``BalancedChannel`` is imported, with grpc, on first access: ``import naming`` stays light."""
-    if name == "BalancedChannel":
-        from ._channel import BalancedChannel
+    """The channel's names are imported, with grpc, on first access: ``import naming`` stays light."""
+    if name in _CHANNEL_NAMES:
+        from . import channel
 
-        return BalancedChannel
+        value = getattr(channel, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,8 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ._plugins import BACKENDS_GROUP, BALANCERS_GROUP, PluginRegistry, registry
-from .errors import NamingError
+from .core import BACKENDS_GROUP, BALANCERS_GROUP, NamingError, PluginRegistry, registry
 
 
 def _list(group: str, plugins: PluginRegistry, check: bool) -> int:

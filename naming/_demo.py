@@ -19,8 +19,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._backend import Registration
-from ._types import Address
+from .core import Address, Registration
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
 TTL = 3.0  # seconds: short, so that a record whose server died goes soon after etcd returns
@@ -85,7 +84,7 @@ class Greeter:
     def start(self) -> Greeter:
         import grpc
 
-        from ._api import register
+        from .core import register
 
         def say_hello(request: bytes, context: Any) -> bytes:
             who = decode_fields(request).get(1, "")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from ._backend import Backend
+    from .core import Backend
 
 __all__ = ["hookspec", "naming_register_backends", "naming_register_balancers"]
 

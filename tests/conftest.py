@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from naming import _plugins
+from naming import core as _plugins
 
 pytest_plugins = [
     "tests._etcd"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from naming._cli import main
-from naming._plugins import PluginRegistry
+from naming.core import PluginRegistry
 
 
 def test_backends_lists_the_builtins_with_their_distribution(

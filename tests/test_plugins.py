@@ -18,7 +18,7 @@ import pytest
 import balancers
 import naming
 from naming import PluginError, UnknownSchemeError, Update
-from naming._plugins import BACKENDS_GROUP, PluginRegistry, set_registry
+from naming.core import BACKENDS_GROUP, PluginRegistry, set_registry
 
 WriteDist = Callable[..., str]
 

@@ -17,9 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from backends.manual import ManualResolver
-
-from .._types import Address
-from ..errors import BalancerClosedError, DeadlineExceededError
+from naming.core import Address, BalancerClosedError, DeadlineExceededError
 
 if TYPE_CHECKING:
     from balancers import Balancer, Down, Notifications

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._closing import Closeable
+from naming.core import Closeable
+
 from . import DEFAULT_TIMEOUT
 from ._etcd_process import EtcdError, _Client, _free_ports, _PortInUse, _run_etcdctl, find_etcd
 from ._etcd_server import EtcdServer

@@ -14,7 +14,8 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._closing import Closeable
+from naming.core import Closeable
+
 from . import DEFAULT_TIMEOUT
 from ._etcd_process import (
     _POLL,

@@ -14,6 +14,7 @@ from ._types import Address, Update
 
 __all__ = [
     "add_plugin",
+    "as_target",
     "available_backends",
     "available_balancers",
     "build_resolver",
@@ -22,13 +23,14 @@ __all__ = [
 ]
 
 
-def _as_target(target: Target | str) -> Target:
+def as_target(target: Target | str) -> Target:
+    """``target`` as a Target: parsed if it is a str (TargetError when it is not valid)."""
     return target if isinstance(target, Target) else parse_target(target)
 
 
 def build_resolver(target: Target | str, **options: Any) -> Resolver:
     """The Resolver that the target's backend builds for it (the scheme picks the backend)."""
-    parsed = _as_target(target)
+    parsed = as_target(target)
     return registry().backend(parsed.scheme).build(parsed, **options)
 
 
@@ -38,7 +40,7 @@ def resolve(target: Target | str, **options: Any) -> Watcher:
     ``options`` go to the backend (they add to, and win over, the target's query options).
     Closing the returned watcher also releases the resolver built for it.
     """
-    parsed = _as_target(target)
+    parsed = as_target(target)
     resolver = build_resolver(parsed, **options)
     try:
         watcher = resolver.resolve(parsed)
@@ -93,7 +95,7 @@ def register(
         address = addr
     else:
         address = Address(addr, metadata)
-    parsed = _as_target(target)
+    parsed = as_target(target)
     return registry().backend(parsed.scheme).register(parsed, address, ttl=float(ttl), **options)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+from ..errors import WatcherClosedError
 from ._closing import Closeable
 from ._target import Target
 from ._types import Update
-from .errors import WatcherClosedError
 
 __all__ = ["Resolver", "Watcher"]
 

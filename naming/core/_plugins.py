@@ -18,20 +18,23 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
 import pluggy
 
-from . import hookspecs
+from .. import hookspecs
+from ..errors import PluginError, UnknownBalancerError, UnknownSchemeError
 from ._backend import Backend
-from .errors import PluginError, UnknownBalancerError, UnknownSchemeError
 
 __all__ = [
     "BACKENDS_GROUP",
     "BALANCERS_GROUP",
+    "BALANCER_METHODS",
+    "BalancerLike",
     "PluginInfo",
     "PluginRegistry",
     "hookimpl",
+    "is_balancer_class",
     "registry",
     "set_registry",
 ]
@@ -45,6 +48,35 @@ BALANCERS_GROUP = "naming.balancers"
 OWN_DISTRIBUTION = "grpc-naming"
 
 EntryPoints = Callable[[str], Iterable[metadata.EntryPoint]]
+
+BALANCER_METHODS = ("start", "up", "get", "notify", "close")
+
+
+@runtime_checkable
+class BalancerLike(Protocol):
+    """What the core needs of a balancer: the legacy v1 shape. ``balancers.Balancer`` is one.
+
+    The core types balancers with this Protocol, so that it never imports the ``balancers`` package.
+    """
+
+    name: ClassVar[str]
+
+    def start(self, target: str, config: Any = None) -> None: ...
+
+    def up(self, addr: Any) -> Any: ...
+
+    def get(self, *, blocking_wait: bool = False, timeout: float | None = None) -> Any: ...
+
+    def notify(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def is_balancer_class(cls: object) -> bool:
+    """True when ``cls`` is a class whose instances have the balancer methods."""
+    return isinstance(cls, type) and all(
+        callable(getattr(cls, method, None)) for method in BALANCER_METHODS
+    )
 
 
 def _installed_entry_points(group: str) -> Iterable[metadata.EntryPoint]:
@@ -93,7 +125,7 @@ class PluginRegistry:
         self._entry_points = entry_points
         self._lock = threading.RLock()
         self._backends: dict[str, tuple[Backend, str]] = {}
-        self._balancers: dict[str, tuple[type[Any], str]] = {}
+        self._balancers: dict[str, tuple[type[BalancerLike], str]] = {}
         self._attempted: set[tuple[str, str]] = set()
         self._failed: dict[tuple[str, str], PluginError] = {}
 
@@ -117,7 +149,7 @@ class PluginRegistry:
             f"naming: no backend for scheme {scheme!r}; installed: {installed}"
         )
 
-    def balancer(self, name: str) -> type[Any]:
+    def balancer(self, name: str) -> type[BalancerLike]:
         """The balancer class registered as ``name``, loading its entry point on first use."""
         with self._lock:
             if name not in self._balancers:
@@ -247,13 +279,12 @@ class PluginRegistry:
     def _checked_balancers(
         self, classes: list[type[Any]], owner: str
     ) -> dict[str, tuple[type[Any], str]]:
-        from balancers import Balancer  # late: balancers imports naming
-
         new: dict[str, tuple[type[Any], str]] = {}
         for cls in classes:
-            if not (isinstance(cls, type) and issubclass(cls, Balancer)):
+            if not is_balancer_class(cls):
                 raise PluginError(
-                    f"plugin {owner!r} registered {cls!r}, which is not a balancers.Balancer subclass"
+                    f"plugin {owner!r} registered {cls!r}, which is not a balancer class "
+                    f"(a balancers.Balancer subclass, or a class with {', '.join(BALANCER_METHODS)})"
                 )
             name = getattr(cls, "name", "")
             if not isinstance(name, str) or not name:

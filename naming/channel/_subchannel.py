@@ -23,8 +23,7 @@ from typing import Any
 import grpc
 
 from balancers import Balancer, Down
-
-from ._types import Address
+from naming.core import Address
 
 __all__ = ["Subchannel", "Subchannels"]
 

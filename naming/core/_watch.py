@@ -7,9 +7,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from ..errors import NamingError, WatcherClosedError
 from ._resolver import Watcher
 from ._types import Address, Operation, Update, updates_of
-from .errors import NamingError, WatcherClosedError
 
 __all__ = ["QueueWatcher", "SnapshotWatcher"]
 

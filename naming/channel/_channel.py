@@ -2,10 +2,10 @@
 
 grpcio cannot host a balancer written in Python, so this channel does what grpc-go's legacy
 ``ClientConn`` did around a v1 ``Balancer``: a thread (``naming-channel-N``) reads the balancer's
-``notify()`` lists and keeps one pick_first subchannel per address (:mod:`naming._subchannel`); each
+``notify()`` lists and keeps one pick_first subchannel per address (:mod:`naming.channel._subchannel`); each
 call asks ``balancer.get()`` for an address, runs grpc's own multicallable on that address's
 subchannel with what is left of its deadline, and reports the outcome to ``put``. The calls and
-``CallError`` live in :mod:`naming._calls`.
+``CallError`` live in :mod:`naming.channel._calls`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ from typing import Any
 import grpc
 
 from balancers import Balancer, Notifications, Put
+from naming.core import (
+    Address,
+    BalancerClosedError,
+    Closeable,
+    DeadlineExceededError,
+    NoAddressAvailableError,
+    Resolver,
+)
 
 from ._calls import (
     CallError,
@@ -31,11 +39,7 @@ from ._calls import (
     idempotent_methods,
     report,
 )
-from ._closing import Closeable
-from ._resolver import Resolver
 from ._subchannel import Subchannel, Subchannels
-from ._types import Address
-from .errors import BalancerClosedError, DeadlineExceededError, NoAddressAvailableError
 
 __all__ = ["BalancedChannel", "CallError"]
 

@@ -1,6 +1,6 @@
 """The calls of a BalancedChannel: its multicallables, the futures they return, and CallError.
 
-Each call asks the channel to pick a subchannel (:meth:`naming._channel.BalancedChannel.pick`), runs
+Each call asks the channel to pick a subchannel (:meth:`naming.channel._channel.BalancedChannel.pick`), runs
 grpc's own multicallable on it with what is left of its deadline, and reports the outcome to ``put``.
 
 A unary-request call with ``wait_for_ready=True`` runs fail-fast on the subchannel it was given: if

@@ -13,10 +13,7 @@ from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import Any
 
-from ._api import register
-from ._backend import Registration
-from ._target import Target
-from ._types import Address
+from naming.core import Address, Registration, Target, register
 
 __all__ = ["ServerRegistration", "register_server"]
 

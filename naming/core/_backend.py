@@ -5,11 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from ..errors import NamingError
 from ._closing import Closeable
 from ._resolver import Resolver
 from ._target import Target
 from ._types import Address
-from .errors import NamingError
 
 __all__ = ["Backend", "Registration"]
 

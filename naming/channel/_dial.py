@@ -1,7 +1,7 @@
-"""naming.dial(): a balanced ``grpc.Channel`` for a target, without importing grpc before it is used.
+"""naming.dial(): a balanced ``grpc.Channel`` for a target.
 
-``import naming`` stays light: this module imports grpc (through :mod:`naming._channel`) only when
-``dial()`` runs; ``naming.BalancedChannel`` is imported on first access (``naming.__getattr__``).
+This module imports grpc (through :mod:`naming.channel._channel`) only when ``dial()`` runs, so that
+``naming.dial`` can be named without loading gRPC.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._target import Target, parse_target
+from naming.core import Target, as_target, build_resolver
 
 if TYPE_CHECKING:
     from ._channel import BalancedChannel
@@ -47,14 +47,13 @@ def dial(
     """
     from balancers import BalancerConfig, create
 
-    from ._api import build_resolver
     from ._calls import idempotent_methods
     from ._channel import BalancedChannel
 
     if not isinstance(idempotent, str | bytes):  # a str is refused below, not read as characters
         idempotent = tuple(idempotent)
     idempotent_methods(idempotent)  # bad entries fail here, before anything is started
-    parsed = target if isinstance(target, Target) else parse_target(target)
+    parsed = as_target(target)
     options = tuple(options)
     resolver = build_resolver(parsed)
     try:

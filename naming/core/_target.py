@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from ..errors import TargetError
 from ._types import FrozenMap
-from .errors import TargetError
 
 __all__ = ["DEFAULT_SCHEME", "Target", "parse_target"]
 
