@@ -11,7 +11,7 @@ from typing import Any
 
 from naming.core import Resolver, registry
 
-from ._balancer import Balancer, BalancerConfig, DoneInfo, Down, Put
+from ._balancer import Balancer, BalancerConfig, DoneInfo, Down, PickInfo, Put
 from ._notify import Notifications
 from ._picker import Picker, PickerBalancer, PickerState
 from .pickfirst import PickFirst
@@ -24,6 +24,7 @@ __all__ = [
     "Down",
     "Notifications",
     "PickFirst",
+    "PickInfo",
     "Picker",
     "PickerBalancer",
     "PickerState",

@@ -12,7 +12,7 @@ from naming.core import Address
 if TYPE_CHECKING:
     from ._notify import Notifications
 
-__all__ = ["Balancer", "BalancerConfig", "DoneInfo", "Down", "Put"]
+__all__ = ["Balancer", "BalancerConfig", "DoneInfo", "Down", "PickInfo", "Put"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,27 @@ class BalancerConfig:
 
     credentials: Any = None
     options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PickInfo:
+    """What a balancer learns about the call it picks an address for (grpc-go ``PickInfo``).
+
+    ``method`` is the full method name (``"/pkg.Service/Method"``); ``metadata`` the call's
+    metadata as given to the stub, as a tuple of ``(key, value)`` pairs. The channel passes one to
+    every ``get()``; legacy callers pass none.
+    """
+
+    method: str = ""
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
+
+    def value(self, key: str) -> str | bytes | None:
+        """The first metadata value under ``key`` (keys compare in lower case), or None."""
+        key = key.lower()
+        for name, value in self.metadata:
+            if name.lower() == key:
+                return value
+        return None
 
 
 @dataclass(frozen=True)
@@ -73,9 +94,16 @@ class Balancer(ABC):
 
     @abstractmethod
     def get(
-        self, *, blocking_wait: bool = False, timeout: float | None = None
+        self,
+        *,
+        blocking_wait: bool = False,
+        timeout: float | None = None,
+        info: PickInfo | None = None,
     ) -> tuple[Address, Put | None]:
         """The address for one RPC and an optional ``put`` to call when the RPC ends.
+
+        ``info`` describes the call (its method and metadata); the channel always passes it, legacy
+        callers may not.
 
         Fail-fast (``blocking_wait=False``): never blocks; with no address at all it raises
         NoAddressAvailableError; with addresses but none connected it still returns one, and the

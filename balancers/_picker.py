@@ -34,7 +34,7 @@ from naming.core import (
     WatcherClosedError,
 )
 
-from ._balancer import Balancer, BalancerConfig, Down, Put
+from ._balancer import Balancer, BalancerConfig, Down, PickInfo, Put
 from ._notify import Notifications
 from ._ready import Joined, ReadyList
 
@@ -52,8 +52,8 @@ class Picker(ABC):
     """
 
     @abstractmethod
-    def pick(self) -> tuple[Address, Put | None]:
-        """The address for one RPC and an optional ``put``."""
+    def pick(self, info: PickInfo | None = None) -> tuple[Address, Put | None]:
+        """The address for one RPC and an optional ``put``; ``info`` describes the call, if known."""
 
 
 @dataclass(frozen=True)
@@ -165,19 +165,23 @@ class PickerBalancer(Balancer):
         return down
 
     def get(
-        self, *, blocking_wait: bool = False, timeout: float | None = None
+        self,
+        *,
+        blocking_wait: bool = False,
+        timeout: float | None = None,
+        info: PickInfo | None = None,
     ) -> tuple[Address, Put | None]:
         snapshot = self._snapshot or self._current()
         if self._closed:
             raise BalancerClosedError(f"{self.name}: balancer is closed")
         if snapshot.picker is not None:
-            return snapshot.picker.pick()
+            return snapshot.picker.pick(info)
         if not blocking_wait:
             if not snapshot.total:
                 raise NoAddressAvailableError(f"{self.name}: there is no address available")
             index = next(snapshot.rotation) % snapshot.total
             return snapshot.unready[index], None
-        return self._wait_for_ready(timeout)
+        return self._wait_for_ready(timeout, info)
 
     def notify(self) -> Notifications | None:
         return self._notifications
@@ -244,7 +248,9 @@ class PickerBalancer(Balancer):
             self._ready_changed = False
         return _Snapshot(self._last_picker, len(self._addrs))
 
-    def _wait_for_ready(self, timeout: float | None) -> tuple[Address, Put | None]:
+    def _wait_for_ready(
+        self, timeout: float | None, info: PickInfo | None
+    ) -> tuple[Address, Put | None]:
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         with self._cond:
             while True:
@@ -252,7 +258,7 @@ class PickerBalancer(Balancer):
                 if self._ready:
                     picker = self._current().picker
                     assert picker is not None
-                    return picker.pick()
+                    return picker.pick(info)
                 if deadline is None:
                     self._cond.wait()
                     continue

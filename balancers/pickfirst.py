@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from naming.core import Address, hookimpl
 
-from ._balancer import Put
+from ._balancer import PickInfo, Put
 from ._picker import Picker, PickerBalancer, PickerState
 
 __all__ = ["PickFirst", "PickFirstPicker"]
@@ -18,7 +18,7 @@ class PickFirstPicker(Picker):
     def __init__(self, address: Address) -> None:
         self.address = address
 
-    def pick(self) -> tuple[Address, Put | None]:
+    def pick(self, info: PickInfo | None = None) -> tuple[Address, Put | None]:
         return self.address, None
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from naming.core import Address, hookimpl
 
-from ._balancer import Put
+from ._balancer import PickInfo, Put
 from ._picker import Picker, PickerBalancer, PickerState
 
 __all__ = ["RoundRobin", "RoundRobinPicker"]
@@ -26,7 +26,7 @@ class RoundRobinPicker(Picker):
         self._last: int | None = None
         self._carried = carried
 
-    def pick(self) -> tuple[Address, Put | None]:
+    def pick(self, info: PickInfo | None = None) -> tuple[Address, Put | None]:
         index = next(self._counter) % len(self.ready)
         self._last = index
         return self.ready[index], None
