@@ -13,6 +13,7 @@ references rather than n.
 from __future__ import annotations
 
 import bisect
+import inspect
 import itertools
 import logging
 import threading
@@ -80,9 +81,25 @@ class PickerState:
         return bisect.bisect_right(self.positions, position)
 
 
+PickFunction = Callable[[PickInfo | None], tuple[Address, Put | None]]
+
+
+def _pick_function(picker: Picker) -> PickFunction:
+    """``picker.pick``, or for a picker written before ``pick()`` took the call's ``info``, a
+    function that drops it: third-party pickers of that shape keep working."""
+    try:
+        inspect.signature(picker.pick).bind(None)
+    except TypeError:
+        legacy = picker.pick
+        return lambda info: legacy()
+    except ValueError:  # no signature to read (a builtin): trust the documented shape
+        pass
+    return picker.pick
+
+
 @dataclass(frozen=True)
 class _Snapshot:
-    picker: Picker | None  # None: nothing is ready
+    pick: PickFunction | None  # None: nothing is ready
     total: int  # how many addresses are listed
     unready: tuple[Address, ...] = ()  # the list, kept only when nothing is ready
     rotation: itertools.count[int] = field(default_factory=itertools.count)
@@ -108,6 +125,7 @@ class PickerBalancer(Balancer):
         self._ready_changed = False
         self._snapshot: _Snapshot | None = _Snapshot(None, 0)
         self._last_picker: Picker | None = None
+        self._last_pick: PickFunction | None = None
         self._notifications = Notifications(self.name) if resolver is not None else None
         self._watcher: Watcher | None = None
         self._thread: threading.Thread | None = None
@@ -174,8 +192,8 @@ class PickerBalancer(Balancer):
         snapshot = self._snapshot or self._current()
         if self._closed:
             raise BalancerClosedError(f"{self.name}: balancer is closed")
-        if snapshot.picker is not None:
-            return snapshot.picker.pick(info)
+        if snapshot.pick is not None:
+            return snapshot.pick(info)
         if not blocking_wait:
             if not snapshot.total:
                 raise NoAddressAvailableError(f"{self.name}: there is no address available")
@@ -245,8 +263,9 @@ class PickerBalancer(Balancer):
             ready, positions = self._ready.freeze()
             state = PickerState(ready, positions, self._addrs.get, self._up.__contains__)
             self._last_picker = self.build_picker(state, self._last_picker)
+            self._last_pick = _pick_function(self._last_picker)
             self._ready_changed = False
-        return _Snapshot(self._last_picker, len(self._addrs))
+        return _Snapshot(self._last_pick, len(self._addrs))
 
     def _wait_for_ready(
         self, timeout: float | None, info: PickInfo | None
@@ -256,9 +275,9 @@ class PickerBalancer(Balancer):
             while True:
                 self._check_open()
                 if self._ready:
-                    picker = self._current().picker
-                    assert picker is not None
-                    return picker.pick(info)
+                    pick = self._current().pick
+                    assert pick is not None
+                    return pick(info)
                 if deadline is None:
                     self._cond.wait()
                     continue
