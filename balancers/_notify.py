@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from naming.core import Address, BalancerClosedError, DeadlineExceededError
@@ -57,25 +56,17 @@ class Notifications:
 
         Raises DeadlineExceededError when ``timeout`` passes, BalancerClosedError once closed.
         """
-        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         with self._cond:
-            while True:
-                if self._closed:
-                    raise BalancerClosedError(f"{self._owner}: balancer is closed")
-                if self._latest is not None:
-                    latest, self._latest = self._latest, None
-                    break
-
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DeadlineExceededError(
-                        f"{self._owner}: no new address list within {timeout}s"
-                    )
-                self._cond.wait(remaining)
+            if not self._cond.wait_for(self._news_or_closed, timeout):
+                raise DeadlineExceededError(f"{self._owner}: no new address list within {timeout}s")
+            if self._closed:
+                raise BalancerClosedError(f"{self._owner}: balancer is closed")
+            latest, self._latest = self._latest, None
+        assert latest is not None
         return latest() if callable(latest) else latest
+
+    def _news_or_closed(self) -> bool:
+        return self._closed or self._latest is not None
 
     def __iter__(self) -> Iterator[list[Address]]:
         while True:

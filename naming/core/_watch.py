@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -31,22 +30,20 @@ class _BaseWatcher(Watcher):
         raise NotImplementedError
 
     def next(self, timeout: float | None = None) -> list[Update]:
-        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         with self._cond:
-            while True:
-                if self._closed:
-                    raise WatcherClosedError(f"{self._name}: watcher is closed")
-                if self._ready():
-                    return self._take()
-                if self._error is not None:
-                    raise self._error
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                self._cond.wait(remaining)
+            # wait_for() checks first, then waits out what is left of ``timeout`` (None: for
+            # ever; zero or less: not at all); an empty batch means the time ran out.
+            self._cond.wait_for(self._settled, timeout)
+            if self._closed:
+                raise WatcherClosedError(f"{self._name}: watcher is closed")
+            if self._ready():
+                return self._take()
+            if self._error is not None:
+                raise self._error
+            return []
+
+    def _settled(self) -> bool:
+        return self._closed or self._error is not None or self._ready()
 
     def fail(self, error: NamingError) -> None:
         """Report that the backend gave up: next() raises ``error`` once pending updates are read."""
