@@ -1,4 +1,9 @@
-"""The ``grpc-naming`` command: ``backends`` and ``balancers`` list what is installed; ``demo``."""
+"""The ``grpc-naming`` command: ``backends`` and ``balancers`` list what is installed; ``demo``.
+
+A listing exits 1 when a plugin fails to load. A backend whose client library is missing is shown
+as ``missing: ... pip install '...'`` and does not fail the listing: an extra that was not asked
+for is not an error.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,11 @@ def _list(group: str, plugins: PluginRegistry, check: bool) -> int:
         if check:
             try:
                 if group == BACKENDS_GROUP:
-                    plugins.backend(info.name)
+                    missing = plugins.backend(info.name).missing()
+                    status = f"missing: {'; '.join(missing)}" if missing else "ok"
                 else:
                     plugins.balancer(info.name)
-                status = "ok"
+                    status = "ok"
             except NamingError as exc:
                 status = f"error: {exc}"
                 failures += 1

@@ -7,6 +7,7 @@
     ├── UnknownSchemeError (LookupError)     no backend for the scheme; lists the installed ones
     ├── UnknownBalancerError (LookupError)   no balancer by that name; lists the installed ones
     ├── PluginError                    a plugin failed to load, or registered a name twice
+    │   └── MissingDependencyError (ImportError)   a backend's client library is not installed
     ├── WatcherClosedError             next() on a closed watcher
     ├── BalancerClosedError            any call on a closed balancer (and a second close())
     ├── NoAddressAvailableError        fail-fast get() with an empty address list (gRPC UNAVAILABLE)
@@ -24,6 +25,7 @@ __all__ = [
     "BackendUnavailableError",
     "BalancerClosedError",
     "DeadlineExceededError",
+    "MissingDependencyError",
     "NamingError",
     "NoAddressAvailableError",
     "PluginError",
@@ -52,6 +54,10 @@ class UnknownBalancerError(NamingError, LookupError):
 
 class PluginError(NamingError):
     """A plugin could not be loaded, or two plugins claim the same name."""
+
+
+class MissingDependencyError(PluginError, ImportError):
+    """A backend was asked for, but a library it needs is not installed; says what to install."""
 
 
 class WatcherClosedError(NamingError):

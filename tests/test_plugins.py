@@ -7,8 +7,10 @@ finds an installed one.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -343,3 +345,180 @@ def test_every_hook_is_documented() -> None:
     assert hooks
     for hook in hooks:
         assert f"{hook}(register)" in docs, f"hook {hook} is not documented in docs/plugins.md"
+
+
+# -- bad plugins, taken names, hidden and shadowed plugins, missing extras -----------------------
+
+
+class _Unreadable:
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError("boom")
+
+
+class _NoHooks:
+    def naming_register_backends(self, register: object) -> None:  # not marked as a hookimpl
+        raise AssertionError("never called")
+
+
+def _module(name: str, code: str) -> types.ModuleType:
+    """A module object made from ``code``, as ``add_plugin`` takes one."""
+    module = types.ModuleType(name)
+    exec(compile(textwrap.dedent(code), name, "exec"), module.__dict__)
+    return module
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [42, None, "static", object(), _Unreadable(), _NoHooks()],
+    ids=["int", "None", "str", "object", "unreadable", "unmarked-hook"],
+)
+def test_add_plugin_refuses_an_object_that_is_not_a_plugin_and_keeps_working(
+    fresh_registry: PluginRegistry, bad: object
+) -> None:
+    with pytest.raises(TypeError, match="add_plugin"):
+        naming.add_plugin(bad)
+    assert {"static", "manual"} <= set(naming.available_backends())
+    with naming.resolve("static:///a:1") as watcher:
+        assert watcher.next() == [Update.add("a:1")]
+    scheme = unique("later").replace("_", "-")
+    naming.add_plugin(_module("later", BACKEND_PLUGIN.format(scheme=scheme)))
+    with naming.resolve(f"{scheme}:///x") as watcher:
+        assert watcher.next() == [Update.add("x:1")]
+
+
+def test_add_plugin_refuses_a_name_that_is_not_a_str(fresh_registry: PluginRegistry) -> None:
+    with pytest.raises(TypeError, match="name must be a str"):
+        naming.add_plugin(naming, name=7)  # type: ignore[arg-type]
+
+
+def test_an_added_plugin_cannot_take_a_builtin_scheme_before_it_is_loaded(
+    fresh_registry: PluginRegistry,
+) -> None:
+    impostor = _module("impostor", BACKEND_PLUGIN.format(scheme="static"))
+    with pytest.raises(PluginError, match=r"'static' .* entry point 'backends\.static'"):
+        naming.add_plugin(impostor)
+    with naming.resolve("static:///a:1") as watcher:  # the built-in, not the impostor
+        assert watcher.next() == [Update.add("a:1")]
+
+
+def test_a_third_party_plugin_cannot_take_a_builtin_scheme_whatever_the_load_order(
+    fresh_registry: PluginRegistry, write_dist: WriteDist
+) -> None:
+    module = unique("early_thief")
+    write_dist(
+        "naming-early-thief",
+        {"naming.backends": {"early-thief": module}},
+        {module: BACKEND_PLUGIN.format(scheme="static")},
+    )
+    with pytest.raises(PluginError, match=r"'static' .* entry point 'backends\.static'"):
+        naming.resolve("early-thief:///x")  # static was never loaded before this
+    with naming.resolve("static:///a:1") as watcher:
+        assert watcher.next() == [Update.add("a:1")]
+
+
+def test_an_unknown_scheme_names_the_variable_that_hid_it(
+    write_dist: WriteDist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = unique("hidden_by_name")
+    write_dist(
+        "naming-hidden-by-name",
+        {"naming.backends": {"hidden-by-name": module}},
+        {module: BACKEND_PLUGIN.format(scheme="hidden-by-name")},
+    )
+    monkeypatch.setenv("NAMING_DISABLED_PLUGINS", "hidden-by-name")
+    old = set_registry(None)
+    try:
+        with pytest.raises(UnknownSchemeError, match="NAMING_DISABLED_PLUGINS hides it"):
+            naming.resolve("hidden-by-name:///x")
+        with pytest.raises(UnknownSchemeError) as plain:
+            naming.resolve("nowhere:///x")
+        assert "NAMING_" not in str(plain.value)
+    finally:
+        set_registry(old)
+    monkeypatch.delenv("NAMING_DISABLED_PLUGINS")
+    monkeypatch.setenv("NAMING_DISABLE_PLUGIN_AUTOLOAD", "1")
+    old = set_registry(None)
+    try:
+        with pytest.raises(UnknownSchemeError, match="NAMING_DISABLE_PLUGIN_AUTOLOAD=1"):
+            naming.resolve("hidden-by-name:///x")
+    finally:
+        set_registry(old)
+
+
+def test_a_users_own_backends_package_that_shadows_ours_is_named_with_its_path(
+    tmp_path: Path,
+) -> None:
+    own = tmp_path / "backends"
+    own.mkdir()
+    (own / "__init__.py").write_text("")
+    code = (
+        "import naming\n"
+        "try:\n"
+        "    naming.resolve('static:///a:1')\n"
+        "except naming.PluginError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,  # '' (the working folder) is first on sys.path for -c
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "a package 'backends' at" in result.stdout
+    assert str(own.resolve()) in result.stdout
+    assert "shadows grpc-naming's own 'backends'" in result.stdout
+
+
+MISSING_EXTRA_PLUGIN = """
+    import naming
+    from naming import Backend
+
+    class NeedyBackend(Backend):
+        schemes = ("needy",)
+        requires = (("no_such_module_for_naming_tests", "grpc-naming[needy]"),)
+
+        def build(self, target, **options):
+            raise AssertionError("build() must not run without the library")
+
+        def register(self, target, address, *, ttl, **options):
+            raise AssertionError("register() must not run without the library")
+
+    @naming.hookimpl
+    def naming_register_backends(register):
+        register(NeedyBackend())
+"""
+
+
+def test_a_missing_extra_fails_at_resolve_register_and_dial_with_the_install_hint(
+    fresh_registry: PluginRegistry, write_dist: WriteDist
+) -> None:
+    module = unique("needy")
+    write_dist(
+        "naming-needy", {"naming.backends": {"needy": module}}, {module: MISSING_EXTRA_PLUGIN}
+    )
+    hint = r"pip install 'grpc-naming\[needy\]'"
+    with pytest.raises(naming.MissingDependencyError, match=hint) as raised:
+        naming.resolve("needy:///x")
+    assert isinstance(raised.value, ImportError)
+    assert str(raised.value).startswith("needy: ")
+    with pytest.raises(naming.MissingDependencyError, match=hint):
+        naming.register("needy:///x", "127.0.0.1:1")
+    with pytest.raises(naming.MissingDependencyError, match=hint):
+        naming.dial("needy:///x")
+
+
+def test_the_cli_lists_a_backend_with_a_missing_extra_as_missing(
+    fresh_registry: PluginRegistry, write_dist: WriteDist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from naming._cli import main
+
+    module = unique("needy_cli")
+    write_dist(
+        "naming-needy-cli", {"naming.backends": {"needy": module}}, {module: MISSING_EXTRA_PLUGIN}
+    )
+    assert main(["backends"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("needy "))
+    assert "missing: needs the no_such_module_for_naming_tests module" in line
+    assert "pip install 'grpc-naming[needy]'" in line

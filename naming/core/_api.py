@@ -31,7 +31,9 @@ def as_target(target: Target | str) -> Target:
 def build_resolver(target: Target | str, **options: Any) -> Resolver:
     """The Resolver that the target's backend builds for it (the scheme picks the backend)."""
     parsed = as_target(target)
-    return registry().backend(parsed.scheme).build(parsed, **options)
+    backend = registry().backend(parsed.scheme)
+    backend.check_installed()
+    return backend.build(parsed, **options)
 
 
 def resolve(target: Target | str, **options: Any) -> Watcher:
@@ -96,7 +98,9 @@ def register(
     else:
         address = Address(addr, metadata)
     parsed = as_target(target)
-    return registry().backend(parsed.scheme).register(parsed, address, ttl=float(ttl), **options)
+    backend = registry().backend(parsed.scheme)
+    backend.check_installed()
+    return backend.register(parsed, address, ttl=float(ttl), **options)
 
 
 def available_backends() -> list[str]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from ..errors import NamingError
+from ..errors import MissingDependencyError, NamingError
 from ._closing import Closeable
 from ._resolver import Resolver
 from ._target import Target
@@ -52,6 +53,9 @@ class Backend(ABC):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """The client libraries the backend imports when used: ``(module, what to install)`` pairs,
+    e.g. ``(("etcd3", "grpc-naming[etcd]"),)``. :meth:`check_installed` reads them."""
 
     @abstractmethod
     def build(self, target: Target, **options: Any) -> Resolver:
@@ -62,6 +66,30 @@ class Backend(ABC):
     ) -> Registration:
         """Publish ``address`` under ``target`` and keep it alive; see :class:`Registration`."""
         raise NamingError(f"{target.scheme}: this backend does not support registration")
+
+    def missing(self) -> list[str]:
+        """One line per library of ``requires`` that cannot be imported, with what to install."""
+        lines = []
+        for module, extra in self.requires:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # missing, or installed but broken: both need the install
+                lines.append(
+                    f"needs the {module} module ({type(exc).__name__}: {exc}); "
+                    f"pip install '{extra}'"
+                )
+        return lines
+
+    def check_installed(self) -> None:
+        """Raise MissingDependencyError naming what to install when a required library is missing.
+
+        The core calls it before ``build()`` and ``register()``, so a missing extra fails at
+        ``resolve()``, ``dial()`` and ``register()``, not later in a background thread.
+        """
+        missing = self.missing()
+        if missing:
+            scheme = self.schemes[0] if self.schemes else type(self).__name__
+            raise MissingDependencyError(f"{scheme}: the backend {'; '.join(missing)}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} schemes={list(self.schemes)}>"

@@ -13,11 +13,14 @@ Environment:
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
 import logging
 import os
 import threading
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
 import pluggy
@@ -101,6 +104,57 @@ def _dist_of(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"] or "?", dist.version or "?"
 
 
+HOOK_NAMES = ("naming_register_backends", "naming_register_balancers")
+_ROOT = Path(__file__).resolve().parents[2]  # where grpc-naming's top-level packages are installed
+
+
+def _check_hooks(plugin: object) -> None:
+    """TypeError unless ``plugin`` has at least one of our hooks marked with ``naming.hookimpl``."""
+    try:
+        hooks = [getattr(plugin, hook, None) for hook in HOOK_NAMES]
+        marked = [h for h in hooks if callable(h) and getattr(h, "naming_impl", None) is not None]
+    except Exception as exc:
+        raise TypeError(
+            f"naming: add_plugin: reading the hooks of {plugin!r} failed: {type(exc).__name__}"
+        ) from exc
+    if not marked:
+        raise TypeError(
+            f"naming: add_plugin: {plugin!r} is not a plugin: it has no function marked "
+            f"@naming.hookimpl named {' or '.join(HOOK_NAMES)}"
+        )
+
+
+def _module_of(plugin: object) -> str:
+    """The module a plugin object comes from (a module's own name for a module)."""
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    return str(getattr(plugin, "__module__", None) or type(plugin).__module__)
+
+
+def _shadowing(module: str) -> str | None:
+    """Why grpc-naming's own ``module`` would not be ours: a package of the same top-level name
+    (``backends``, ``balancers``) earlier on sys.path; None when ours is the one found."""
+    top = module.split(".", 1)[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.origin:
+        where = Path(spec.origin).resolve().parent
+    elif spec.submodule_search_locations:
+        where = Path(next(iter(spec.submodule_search_locations))).resolve()
+    else:
+        return None
+    if where.parent == _ROOT:
+        return None
+    return (
+        f"a package {top!r} at {where} shadows grpc-naming's own {top!r} (in {_ROOT}); "
+        "rename yours or move it off sys.path"
+    )
+
+
 def _normalise(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
@@ -147,6 +201,7 @@ class PluginRegistry:
         installed = ", ".join(self.names(BACKENDS_GROUP)) or "none"
         raise UnknownSchemeError(
             f"naming: no backend for scheme {scheme!r}; installed: {installed}"
+            + self._hidden(BACKENDS_GROUP, scheme)
         )
 
     def balancer(self, name: str) -> type[BalancerLike]:
@@ -157,7 +212,27 @@ class PluginRegistry:
             if name in self._balancers:
                 return self._balancers[name][0]
         installed = ", ".join(self.names(BALANCERS_GROUP)) or "none"
-        raise UnknownBalancerError(f"naming: no balancer named {name!r}; installed: {installed}")
+        raise UnknownBalancerError(
+            f"naming: no balancer named {name!r}; installed: {installed}"
+            + self._hidden(BALANCERS_GROUP, name)
+        )
+
+    def _hidden(self, group: str, name: str) -> str:
+        """Why an installed entry point named ``name`` was not used, if one was hidden; else ""."""
+        for ep in self._entry_points(group):
+            if ep.name != name:
+                continue
+            dist = " ".join(_dist_of(ep))
+            if name in self._disabled:
+                return (
+                    f" ({ep.value} from {dist} is installed but NAMING_DISABLED_PLUGINS hides it)"
+                )
+            if not self._autoload and _normalise(_dist_of(ep)[0]) != OWN_DISTRIBUTION:
+                return (
+                    f" ({ep.value} from {dist} is installed but NAMING_DISABLE_PLUGIN_AUTOLOAD=1 "
+                    "hides third-party plugins)"
+                )
+        return ""
 
     def names(self, group: str) -> list[str]:
         """Every name in ``group``: the ones already registered and the loadable entry points."""
@@ -178,7 +253,15 @@ class PluginRegistry:
     # -- registering ---------------------------------------------------------------------------
 
     def add_plugin(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin object (module, class or instance with hookimpls) and run its hooks."""
+        """Register a plugin object (module, class or instance with hookimpls) and run its hooks.
+
+        TypeError when ``plugin`` has no ``@naming.hookimpl`` of ours or ``name`` is not a str;
+        PluginError when its hooks fail or claim a taken name. Either way nothing is registered and
+        the registry keeps working.
+        """
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"naming: add_plugin: name must be a str, got {type(name).__name__}")
+        _check_hooks(plugin)
         with self._lock:
             self._register(plugin, name or f"added:{getattr(plugin, '__name__', repr(plugin))}")
 
@@ -210,6 +293,9 @@ class PluginRegistry:
         dist, version = _dist_of(entry_point)
         label = f"plugin {name!r} ({entry_point.value}) from distribution {dist} {version}"
         self._attempted.add(key)
+        shadowed = _shadowing(entry_point.module) if _normalise(dist) == OWN_DISTRIBUTION else None
+        if shadowed:
+            self._fail(key, f"naming: {label} cannot be imported: {shadowed}")
         try:
             plugin = entry_point.load()
         except Exception as exc:
@@ -247,8 +333,9 @@ class PluginRegistry:
             self._pm.subset_hook_caller("naming_register_balancers", others)(
                 register=balancers.append
             )
-            new_backends = self._checked_backends(backends, name)
-            new_balancers = self._checked_balancers(balancers, name)
+            module = _module_of(plugin)
+            new_backends = self._checked_backends(backends, name, module)
+            new_balancers = self._checked_balancers(balancers, name, module)
         except PluginError:
             self._pm.unregister(plugin)
             raise
@@ -261,7 +348,7 @@ class PluginRegistry:
         self._balancers.update(new_balancers)
 
     def _checked_backends(
-        self, backends: list[Backend], owner: str
+        self, backends: list[Backend], owner: str, module: str
     ) -> dict[str, tuple[Backend, str]]:
         new: dict[str, tuple[Backend, str]] = {}
         for backend in backends:
@@ -272,12 +359,12 @@ class PluginRegistry:
             if not backend.schemes:
                 raise PluginError(f"plugin {owner!r} registered {backend!r} with no schemes")
             for scheme in backend.schemes:
-                self._check_free(scheme, "scheme", new, self._backends, owner)
+                self._check_free(scheme, BACKENDS_GROUP, new, self._backends, owner, module)
                 new[scheme] = (backend, owner)
         return new
 
     def _checked_balancers(
-        self, classes: list[type[Any]], owner: str
+        self, classes: list[type[Any]], owner: str, module: str
     ) -> dict[str, tuple[type[Any], str]]:
         new: dict[str, tuple[type[Any], str]] = {}
         for cls in classes:
@@ -289,20 +376,35 @@ class PluginRegistry:
             name = getattr(cls, "name", "")
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {owner!r} registered {cls.__name__} without a name")
-            self._check_free(name, "balancer", new, self._balancers, owner)
+            self._check_free(name, BALANCERS_GROUP, new, self._balancers, owner, module)
             new[name] = (cls, owner)
         return new
 
-    @staticmethod
     def _check_free(
-        name: str, kind: str, new: dict[str, Any], existing: dict[str, Any], owner: str
+        self,
+        name: str,
+        group: str,
+        new: dict[str, Any],
+        existing: dict[str, Any],
+        owner: str,
+        module: str,
     ) -> None:
+        """PluginError if ``name`` is taken: registered already, or declared by the entry point of
+        another module that is not loaded yet (so the outcome never depends on the load order)."""
+        kind = "scheme" if group == BACKENDS_GROUP else "balancer"
         holder = existing.get(name, new.get(name))
         if holder is not None:
             raise PluginError(
                 f"{kind} {name!r} registered by plugin {owner!r} is already registered "
                 f"by plugin {holder[1]!r}"
             )
+        for ep in self._allowed(group):
+            if ep.name == name and ep.module != module:
+                dist, version = _dist_of(ep)
+                raise PluginError(
+                    f"{kind} {name!r} registered by plugin {owner!r} is declared by the entry "
+                    f"point {ep.value!r} of distribution {dist} {version}"
+                )
 
 
 _registry: PluginRegistry | None = None
