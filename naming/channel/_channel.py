@@ -2,7 +2,7 @@
 
 grpcio cannot host a balancer written in Python, so this channel does what grpc-go's legacy
 ``ClientConn`` did around a v1 ``Balancer``: a thread (``naming-channel-N``) reads the balancer's
-``notify()`` lists and keeps one pick_first subchannel per address (:mod:`naming.channel._subchannel`); each
+``notify()`` lists and keeps one pick_first subchannel per address (:mod:`naming.channel._subchannels`); each
 call asks ``balancer.get()`` for an address, runs grpc's own multicallable on that address's
 subchannel with what is left of its deadline, and reports the outcome to ``put``. The calls and
 ``CallError`` live in :mod:`naming.channel._calls`.
@@ -39,7 +39,8 @@ from ._calls import (
     idempotent_methods,
     report,
 )
-from ._subchannel import Subchannel, Subchannels
+from ._subchannel import Subchannel
+from ._subchannels import Subchannels
 
 __all__ = ["BalancedChannel", "CallError"]
 
@@ -123,7 +124,7 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
 
     def connectivity(self) -> Any:
         """The aggregate ``grpc.ChannelConnectivity`` now."""
-        return self._subchannels.state
+        return self._subchannels.connectivity.state
 
     # -- grpc.Channel ---------------------------------------------------------------------------
 
@@ -196,10 +197,10 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
 
         ``try_to_connect`` is accepted for grpc compatibility: this channel always connects.
         """
-        self._subchannels.subscribe(callback)
+        self._subchannels.connectivity.subscribe(callback)
 
     def unsubscribe(self, callback: Callable[[Any], None]) -> None:
-        self._subchannels.unsubscribe(callback)
+        self._subchannels.connectivity.unsubscribe(callback)
 
     def close(self) -> None:
         """Close the channel; calls waiting for an address and calls in flight end with CANCELLED.
@@ -230,7 +231,7 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
         self._subchannels.close()
 
     def __repr__(self) -> str:
-        state = self._subchannels.state.name
+        state = self._subchannels.connectivity.state.name
         return f"<BalancedChannel {self.target!r} {self._balancer.name or 'balancer'} {state}>"
 
     # -- the notify thread --------------------------------------------------------------------

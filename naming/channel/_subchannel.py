@@ -6,10 +6,8 @@ go IDLE (the server closed it) the subchannel asks grpc to connect again at once
 wrapper did, so that a server that comes back rejoins by itself.
 
 Calls on a subchannel are counted while they run, so that a subchannel whose address left the list
-(it is *retired*) can be closed when its last call ends, or after a grace period.
-
-:class:`Subchannels` is the set of them that a channel keeps in step with its balancer's address
-lists, and the aggregate connectivity of the channel.
+(it is *retired*) can be closed when its last call ends, or after a grace period. The set of them a
+channel keeps is :class:`naming.channel._subchannels.Subchannels`.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -25,15 +23,13 @@ import grpc
 from balancers import Balancer, Down
 from naming.core import Address
 
-__all__ = ["Subchannel", "Subchannels"]
+__all__ = ["IDLE", "READY", "Subchannel"]
 
 log = logging.getLogger(__name__)
 
 READY = grpc.ChannelConnectivity.READY
 IDLE = grpc.ChannelConnectivity.IDLE
 _POLL_PERIOD = 0.25  # grpcio's connectivity poller wakes every 0.2 s
-REAP_INTERVAL = 0.05  # how often removed subchannels are checked while some are draining
-NUDGE_INTERVAL = 0.5  # how often idle subchannels are asked to connect again
 
 
 def _nothing(state: Any) -> None:
@@ -233,153 +229,3 @@ class Subchannel:
     def __repr__(self) -> str:
         state = "closed" if self._closed else self.state.name
         return f"<Subchannel {self.address.addr} {state} in_flight={len(self._calls)}>"
-
-
-class Subchannels:
-    """The subchannels of one balanced channel, kept in step with the balancer's address lists.
-
-    ``update()`` and ``tick()`` run on the channel's notify thread; ``get()`` is the calls' lock-free
-    lookup; the aggregate connectivity goes to subscribers, one delivering thread at a time.
-    """
-
-    def __init__(
-        self,
-        balancer: Balancer,
-        *,
-        credentials: Any = None,
-        options: Sequence[tuple[str, Any]] = (),
-        drain_grace: float = 5.0,
-    ) -> None:
-        self._balancer = balancer
-        self._credentials = credentials
-        self._options = tuple(options)
-        self._drain_grace = drain_grace
-        self._cond = threading.Condition()
-        # By address; replaced as a whole, never changed in place: calls read it without a lock.
-        self.current: dict[Address, Subchannel] = {}
-        self.retired: list[Subchannel] = []
-        self._updates = 0
-        self._closed = False
-        self.state: Any = IDLE
-        self._subscribers: list[list[Any]] = []  # [callback, last state delivered to it]
-        self._delivering = False
-
-    def get(self, address: Address) -> Subchannel | None:
-        return self.current.get(address)
-
-    def snapshot(self) -> dict[Address, Subchannel]:
-        return dict(self.current)
-
-    def update(self, addresses: Iterable[Address]) -> None:
-        """Dial the new addresses, retire the ones that left (they close once drained)."""
-        wanted = list(dict.fromkeys(addresses))
-        with self._cond:
-            if self._closed:
-                return
-            current = self.current
-            removed = [sub for address, sub in current.items() if address not in wanted]
-            self.current = {
-                address: current.get(address) or self._dial(address) for address in wanted
-            }
-            self.retired.extend(removed)
-            self._updates += 1
-            self._cond.notify_all()
-        for subchannel in removed:
-            subchannel.retire()
-        self.deliver()
-
-    def _dial(self, address: Address) -> Subchannel:
-        return Subchannel(
-            address,
-            self._balancer,
-            credentials=self._credentials,
-            options=self._options,
-            on_change=self.deliver,
-        )
-
-    def tick(self) -> None:
-        """Close the retired subchannels whose calls have ended (or whose grace has passed), and
-        ask idle ones to connect. The notify thread calls it every ``interval()`` seconds."""
-        for subchannel in list(self.retired):
-            if subchannel.close_if_drained(self._drain_grace):
-                with self._cond:
-                    self.retired.remove(subchannel)
-        for subchannel in self.current.values():
-            subchannel.connect_if_idle()
-
-    def interval(self) -> float | None:
-        """Seconds until the next ``tick()`` is due; None when nothing needs one."""
-        if self.retired:
-            return REAP_INTERVAL
-        if any(subchannel.state is IDLE for subchannel in self.current.values()):
-            return NUDGE_INTERVAL
-        return None
-
-    def wait_for(self, address: Address, timeout: float) -> None:
-        """Wait up to ``timeout`` s for a subchannel of ``address`` (or the next update, or close)."""
-        with self._cond:
-            if timeout > 0 and not self._closed and address not in self.current:
-                updates = self._updates
-                self._cond.wait_for(lambda: self._closed or self._updates != updates, timeout)
-
-    def close(self) -> None:
-        """Close every subchannel, current and retired. Idempotent."""
-        with self._cond:
-            self._closed = True
-            subchannels = [*self.current.values(), *self.retired]
-            self.current, self.retired = {}, []
-            self._cond.notify_all()
-        reason = ConnectionAbortedError("channel: the channel is closed")
-        for subchannel in subchannels:  # detach all first: their grpc pollers stop together
-            subchannel.detach(reason)
-        for subchannel in subchannels:
-            subchannel.close(reason)
-        self.deliver()
-
-    # -- aggregate connectivity ---------------------------------------------------------------
-
-    def subscribe(self, callback: Callable[[Any], None]) -> None:
-        with self._cond:
-            self._subscribers.append([callback, None])
-        self.deliver()
-
-    def unsubscribe(self, callback: Callable[[Any], None]) -> None:
-        with self._cond:
-            for entry in self._subscribers:
-                if entry[0] == callback:
-                    self._subscribers.remove(entry)
-                    return
-
-    def _evaluate(self) -> Any:
-        if self._closed:
-            return grpc.ChannelConnectivity.SHUTDOWN
-        if not self._updates:
-            return IDLE
-        states = {subchannel.state for subchannel in self.current.values()}
-        if READY in states:
-            return READY
-        if IDLE in states or grpc.ChannelConnectivity.CONNECTING in states:
-            return grpc.ChannelConnectivity.CONNECTING
-        return grpc.ChannelConnectivity.TRANSIENT_FAILURE
-
-    def deliver(self) -> None:
-        """Recompute the aggregate state and bring every subscriber up to date, in order."""
-        with self._cond:
-            self.state = self._evaluate()
-            if self._delivering:
-                return  # the delivering thread will see the new state
-            self._delivering = True
-        while True:
-            with self._cond:
-                state = self.state
-                due = [entry for entry in self._subscribers if entry[1] is not state]
-                if not due:
-                    self._delivering = False
-                    return
-                for entry in due:
-                    entry[1] = state
-            for callback, _ in due:
-                try:
-                    callback(state)
-                except Exception:
-                    log.exception("channel: a connectivity callback failed")
