@@ -2,6 +2,8 @@
 
 Built-ins: ``round_robin`` (:class:`RoundRobin`) and ``pick_first`` (:class:`PickFirst`). More come
 from plugins in the ``naming.balancers`` entry-point group; :func:`create` builds any of them by name.
+A policy subclasses :class:`PickerBalancer` and writes ``build_picker()``; one that keeps statistics
+per address also writes ``new_address_state()`` (:class:`InFlight` counts calls in flight).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from naming.core import Resolver, registry
 from ._balancer import Balancer, BalancerConfig, DoneInfo, Down, PickInfo, Put
 from ._notify import Notifications
 from ._picker import Picker, PickerBalancer, PickerState
+from ._store import InFlight, TrackedPut
 from .pickfirst import PickFirst
 from .roundrobin import RoundRobin
 
@@ -22,6 +25,7 @@ __all__ = [
     "BalancerConfig",
     "DoneInfo",
     "Down",
+    "InFlight",
     "Notifications",
     "PickFirst",
     "PickInfo",
@@ -30,6 +34,7 @@ __all__ = [
     "PickerState",
     "Put",
     "RoundRobin",
+    "TrackedPut",
     "create",
 ]
 

@@ -58,7 +58,15 @@ class DoneInfo:
 
 
 Put: TypeAlias = Callable[..., None]
-"""``put(info: DoneInfo | None = None)``: called once when the RPC that ``get()`` served finishes."""
+"""``put(info: DoneInfo | None = None)``: the end of the call that one ``get()`` picked for.
+
+The channel calls ``put(DoneInfo)`` exactly once for each call that ran on the picked address
+(whatever its outcome), and never for a call that did not. For a pick it could not use (the
+address's subchannel was gone, the channel closed, the call was cancelled before it started) it
+calls ``put.abandon()`` instead, when the put has an ``abandon`` attribute, and nothing otherwise:
+so a policy that counts calls in flight (``InFlight``) sees every pick end exactly once. Either may
+come from any thread; neither may raise or block.
+"""
 
 Down: TypeAlias = Callable[..., None]
 """``down(err: BaseException | None = None)``: the connection that ``up()`` reported is gone."""
@@ -103,7 +111,8 @@ class Balancer(ABC):
         """The address for one RPC and an optional ``put`` to call when the RPC ends.
 
         ``info`` describes the call (its method and metadata); the channel always passes it, legacy
-        callers may not.
+        callers may not. The channel calls ``put(DoneInfo)`` once if the call ran on the address,
+        or ``put.abandon()`` (if the put has one) if it did not: never both, never twice (``Put``).
 
         Fail-fast (``blocking_wait=False``): never blocks; with no address at all it raises
         NoAddressAvailableError; with addresses but none connected it still returns one, and the

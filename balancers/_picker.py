@@ -3,8 +3,9 @@
 Every change (a batch from the watcher, ``up()``, ``down()``) updates the list and the sorted list of
 ready addresses in O(log n) and marks the snapshot stale; the first ``get()`` after it builds a new
 snapshot under the lock, with a Picker from ``build_picker()`` only if the ready addresses changed
-(so a policy's position survives unrelated churn). Every other ``get()`` reads the current snapshot
-and asks its picker, with no I/O and no lock. A new policy only writes ``build_picker()``.
+(so a policy's position survives unrelated churn), or when the policy asked for it (``rebuild()``).
+Every other ``get()`` reads the current snapshot and asks its picker, with no I/O and no lock. A new
+policy writes ``build_picker()``, and ``new_address_state()`` if it keeps statistics per address.
 
 The ready list (``balancers._ready``) is kept in blocks, so that a change copies about 2 * sqrt(n)
 references rather than n.
@@ -17,10 +18,10 @@ import inspect
 import itertools
 import logging
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from naming.core import (
     Address,
@@ -38,6 +39,7 @@ from naming.core import (
 from ._balancer import Balancer, BalancerConfig, Down, PickInfo, Put
 from ._notify import Notifications
 from ._ready import Joined, ReadyList
+from ._store import AddressStates, NoStates
 
 __all__ = ["Picker", "PickerBalancer", "PickerState"]
 
@@ -62,9 +64,11 @@ class PickerState:
     """What ``build_picker()`` gets: the ready addresses and a view of the whole list.
 
     ``ready`` holds the connected addresses in list order and ``positions`` their positions in the
-    list (increasing numbers, not indexes): immutable sequences, tuples for short lists, that a
-    picker may keep. ``position(address)`` gives any listed address's position (None when it is not
-    listed) and ``is_ready(address)`` whether it is connected: both O(1), and valid only during the
+    list (increasing numbers, not indexes); ``states`` the per-address states of ``ready``
+    (``PickerBalancer.new_address_state``), aligned with it, all None for a policy without state.
+    All three are immutable sequences, tuples for short lists, that a picker may keep.
+    ``position(address)`` gives any listed address's position (None when it is not listed) and
+    ``is_ready(address)`` whether it is connected: both O(1), and valid only during the
     ``build_picker()`` call.
     """
 
@@ -72,6 +76,11 @@ class PickerState:
     positions: Sequence[int]
     position: Callable[[Address], int | None]
     is_ready: Callable[[Address], bool]
+    states: Sequence[Any] = ()
+
+    def __post_init__(self) -> None:
+        if not self.states and self.ready:  # built without states: one None per address
+            object.__setattr__(self, "states", NoStates(len(self.ready)))
 
     def index_after(self, position: int) -> int:
         """The index in ``ready`` of the first ready address after ``position`` in list order
@@ -113,6 +122,10 @@ class PickerBalancer(Balancer):
     Applying an update costs O(log n) whatever the number of addresses: the ready list is kept
     sorted as it changes, the snapshot is rebuilt on the first ``get()`` after a change, and the
     notified list is copied when the channel reads it.
+
+    A policy that overrides ``new_address_state()`` gets one state per listed address: made when
+    the address is added, kept through every picker rebuild, dropped when it is deleted (a re-ADD
+    after that makes a fresh one; a duplicate ADD keeps the existing one).
     """
 
     def __init__(self, resolver: Resolver | None = None) -> None:
@@ -121,7 +134,9 @@ class PickerBalancer(Balancer):
         self._addrs: dict[Address, int] = {}  # insertion order; value: position in the list
         self._positions = itertools.count()
         self._up: set[Address] = set()
-        self._ready = ReadyList()  # the connected addresses, in list order, with their positions
+        self._ready: ReadyList[Address] = ReadyList()  # connected, in list order, with positions
+        stateful = type(self).new_address_state is not PickerBalancer.new_address_state
+        self._states = AddressStates(self.new_address_state) if stateful else None
         self._ready_changed = False
         self._snapshot: _Snapshot | None = _Snapshot(None, 0)
         self._last_picker: Picker | None = None
@@ -141,6 +156,32 @@ class PickerBalancer(Balancer):
         or its choice over.
         """
 
+    def new_address_state(self, address: Address) -> Any:
+        """The state to keep for ``address`` while it is listed (counters, latency statistics).
+
+        Called under the balancer's lock when the address is added: it must be cheap, must not
+        raise and must not call the balancer. The default makes none (None), and a policy that
+        does not override it pays nothing for the store.
+        """
+        return None
+
+    def address_state(self, address: Address) -> Any:
+        """The state of the listed ``address``; raises KeyError when it is not listed."""
+        with self._cond:
+            if self._states is not None:
+                return self._states[address]
+            if address not in self._addrs:
+                raise KeyError(address)
+            return None
+
+    def rebuild(self) -> None:
+        """Have the next ``get()`` build a new picker even if the ready addresses did not change
+        (for a policy whose weights changed). Thread-safe and cheap: it only marks the snapshot
+        stale; calls before that ``get()`` cost one rebuild in all. Not from ``build_picker()``.
+        """
+        with self._cond:
+            self._changed(ready=True)
+
     # -- the legacy interface ------------------------------------------------------------------
 
     def start(self, target: str, config: BalancerConfig | None = None) -> None:
@@ -151,7 +192,7 @@ class PickerBalancer(Balancer):
             self._started = True
             self.config = config or BalancerConfig()
             if self._resolver is None:
-                self._addrs[Address(target)] = next(self._positions)
+                self._list(Address(target))
                 self._snapshot = None
                 return
         watcher = self._resolver.resolve(target)
@@ -173,6 +214,8 @@ class PickerBalancer(Balancer):
             if position is not None:
                 self._up.add(addr)
                 self._ready.add(position, addr)
+                if self._states is not None:
+                    self._states.up(position, addr)
                 self._changed(ready=True)
                 if len(self._ready) == 1:
                     self._cond.notify_all()
@@ -244,6 +287,13 @@ class PickerBalancer(Balancer):
     def _unready(self, addr: Address, position: int) -> None:
         self._up.discard(addr)
         self._ready.remove(position)
+        if self._states is not None:
+            self._states.down(position)
+
+    def _list(self, address: Address) -> None:
+        self._addrs[address] = next(self._positions)
+        if self._states is not None:
+            self._states.listed(address)
 
     def _changed(self, *, ready: bool) -> None:
         """Under the lock: the snapshot is stale; build it again on the next get()."""
@@ -261,7 +311,8 @@ class PickerBalancer(Balancer):
             return _Snapshot(None, len(self._addrs), tuple(self._addrs))
         if self._ready_changed or self._last_picker is None:
             ready, positions = self._ready.freeze()
-            state = PickerState(ready, positions, self._addrs.get, self._up.__contains__)
+            states = NoStates(len(ready)) if self._states is None else self._states.freeze()
+            state = PickerState(ready, positions, self._addrs.get, self._up.__contains__, states)
             self._last_picker = self.build_picker(state, self._last_picker)
             self._last_pick = _pick_function(self._last_picker)
             self._ready_changed = False
@@ -270,23 +321,18 @@ class PickerBalancer(Balancer):
     def _wait_for_ready(
         self, timeout: float | None, info: PickInfo | None
     ) -> tuple[Address, Put | None]:
-        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         with self._cond:
-            while True:
-                self._check_open()
-                if self._ready:
-                    pick = self._current().pick
-                    assert pick is not None
-                    return pick(info)
-                if deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DeadlineExceededError(
-                        f"{self.name}: no address became ready within {timeout}s"
-                    )
-                self._cond.wait(remaining)
+            if not self._cond.wait_for(self._ready_or_closed, timeout):
+                raise DeadlineExceededError(
+                    f"{self.name}: no address became ready within {timeout}s"
+                )
+            self._check_open()
+            pick = self._current().pick
+            assert pick is not None
+            return pick(info)
+
+    def _ready_or_closed(self) -> bool:
+        return self._closed or bool(self._ready)
 
     def _watch(self, watcher: Watcher) -> None:
         notifications = self._notifications
@@ -317,10 +363,12 @@ class PickerBalancer(Balancer):
                 if address in self._addrs:
                     log.info("%s: wanted to add an existing address %s", self.name, address)
                     continue
-                self._addrs[address] = next(self._positions)
+                self._list(address)
             else:
                 position = self._addrs.pop(address, None)
                 if position is not None and address in self._up:
                     self._unready(address, position)
                     ready_changed = True
+                if position is not None and self._states is not None:
+                    self._states.unlisted(address)
         self._changed(ready=ready_changed)

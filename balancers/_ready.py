@@ -2,7 +2,9 @@
 
 A snapshot's view of the list is made of the blocks' tuples, shared between successive snapshots:
 a change copies its block and the list of blocks, about 2 * sqrt(n) references at 10,000 addresses
-instead of n. A list of one block freezes to a plain tuple.
+instead of n. A list of one block freezes to a plain tuple. The list holds any items (addresses,
+or the per-address states kept alongside them): two lists given the same adds and removes have the
+same blocks, so their frozen views stay aligned.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ import bisect
 import itertools
 import operator
 from collections.abc import Iterator, Sequence
-from typing import TypeVar, overload
-
-from naming.core import Address
+from typing import Generic, TypeVar, overload
 
 __all__ = ["Joined", "ReadyList"]
 
@@ -22,28 +22,28 @@ _BLOCK = 256  # a block holds _BLOCK // 2 to 2 * _BLOCK ready addresses, unless 
 T = TypeVar("T")
 
 
-class ReadyList:
-    """The ready addresses, sorted by position, in blocks: a sorted list that freezes cheaply.
+class ReadyList(Generic[T]):
+    """Items (the ready addresses), sorted by position, in blocks: a sorted list that freezes cheaply.
 
     ``add()`` and ``remove()`` cost O(log n + block). ``freeze()`` returns immutable sequences of
-    the addresses and of their positions that reuse the tuple of every block unchanged since the
+    the items and of their positions that reuse the tuple of every block unchanged since the
     previous call: it copies O(n / block + block) references, not n.
     """
 
     def __init__(self, block: int = _BLOCK) -> None:
         self._block = block
         self._positions: list[list[int]] = []  # per block, sorted
-        self._addresses: list[list[Address]] = []  # per block, in the same order
+        self._addresses: list[list[T]] = []  # per block, in the same order
         self._firsts: list[int] = []  # each block's first position, to find a block by bisection
         self._frozen_positions: list[tuple[int, ...]] = []  # the blocks as last frozen
-        self._frozen_addresses: list[tuple[Address, ...]] = []
+        self._frozen_addresses: list[tuple[T, ...]] = []
         self._stale: set[int] = set()  # blocks changed since
         self._len = 0
 
     def __len__(self) -> int:
         return self._len
 
-    def add(self, position: int, address: Address) -> None:
+    def add(self, position: int, address: T) -> None:
         self._len += 1
         if not self._firsts:
             self._insert_block(0, [position], [address])
@@ -83,8 +83,8 @@ class ReadyList:
             self._insert_block(block + 1, positions[half:], addresses[half:])
             del positions[half:], addresses[half:]
 
-    def freeze(self) -> tuple[Sequence[Address], Sequence[int]]:
-        """Immutable views of the addresses and of their positions, in order."""
+    def freeze(self) -> tuple[Sequence[T], Sequence[int]]:
+        """Immutable views of the items and of their positions, in order."""
         for block in self._stale:
             self._frozen_positions[block] = tuple(self._positions[block])
             self._frozen_addresses[block] = tuple(self._addresses[block])
@@ -99,7 +99,7 @@ class ReadyList:
             Joined(tuple(self._frozen_positions), starts),
         )
 
-    def _insert_block(self, block: int, positions: list[int], addresses: list[Address]) -> None:
+    def _insert_block(self, block: int, positions: list[int], addresses: list[T]) -> None:
         self._positions.insert(block, positions)
         self._addresses.insert(block, addresses)
         self._firsts.insert(block, positions[0])
