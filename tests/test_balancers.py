@@ -25,6 +25,7 @@ from naming import (
     Target,
     UnknownBalancerError,
     Update,
+    WatcherClosedError,
 )
 from tests.conftest import DEFAULT_TIMEOUT, SHORT_TIMEOUT
 
@@ -458,4 +459,78 @@ def test_the_picker_is_built_on_the_next_get_and_only_when_the_ready_set_changed
     balancer.up(C)
     assert picks(balancer, 3) == ["c:1", "a:1", "b:1"]  # the rotation goes on after b
     assert balancer.builds == 2
+    balancer.close()
+
+
+# -- waiting with a deadline (one wait: Condition.wait_for) -------------------------------------
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0])
+def test_a_timeout_of_zero_or_less_checks_once_and_does_not_wait(
+    timeout: float, resolver: ManualResolver
+) -> None:
+    notifications = balancers.Notifications("owner")
+    with pytest.raises(
+        DeadlineExceededError, match=f"owner: no new address list within {timeout}s"
+    ):
+        notifications.get(timeout=timeout)
+    notifications.publish([A])
+    assert notifications.get(timeout=timeout) == [A]
+    notifications.close()
+    with pytest.raises(BalancerClosedError, match="owner: balancer is closed"):
+        notifications.get(timeout=timeout)
+
+    watcher = QueueWatcher([], name="w")
+    assert watcher.next(timeout=timeout) == []  # the initial empty batch
+    assert watcher.next(timeout=timeout) == []  # nothing: the time ran out
+    watcher.push([Update.add(A)])
+    assert watcher.next(timeout=timeout) == [Update.add(A)]
+    watcher.fail(NamingError("w: gone"))
+    with pytest.raises(NamingError, match="w: gone"):
+        watcher.next(timeout=timeout)
+    watcher.close()
+    with pytest.raises(WatcherClosedError, match="w: watcher is closed"):
+        watcher.next(timeout=timeout)
+
+    balancer = started(RoundRobin, resolver)
+    push(balancer, resolver, [Update.add(A)])
+    with pytest.raises(
+        DeadlineExceededError, match=f"round_robin: no address became ready within {timeout}s"
+    ):
+        balancer.get(blocking_wait=True, timeout=timeout)
+    balancer.up(A)
+    assert balancer.get(blocking_wait=True, timeout=timeout)[0] == A
+    balancer.close()
+    with pytest.raises(BalancerClosedError):
+        balancer.get(blocking_wait=True, timeout=timeout)
+
+
+def test_a_timeout_of_none_waits_until_the_event(resolver: ManualResolver) -> None:
+    notifications = balancers.Notifications("owner")
+    watcher = QueueWatcher([], name="w")
+    watcher.next()
+    balancer = started(RoundRobin, resolver)
+    push(balancer, resolver, [Update.add(A)])
+    got: list[object] = []
+    waiters = [
+        threading.Thread(target=lambda: got.append(notifications.get()), name="naming-test-n"),
+        threading.Thread(target=lambda: got.append(watcher.next()), name="naming-test-w"),
+        threading.Thread(
+            target=lambda: got.append(balancer.get(blocking_wait=True)[0]), name="naming-test-b"
+        ),
+    ]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join(SHORT_TIMEOUT)
+    assert all(waiter.is_alive() for waiter in waiters) and got == []
+    notifications.publish([B])
+    waiters[0].join(DEFAULT_TIMEOUT)
+    watcher.push([Update.add(C)])
+    waiters[1].join(DEFAULT_TIMEOUT)
+    balancer.up(A)
+    waiters[2].join(DEFAULT_TIMEOUT)
+    assert got == [[B], [Update.add(C)], A]
+    notifications.close()
+    watcher.close()
     balancer.close()
