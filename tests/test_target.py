@@ -129,3 +129,54 @@ def test_str_of_a_target_parses_back_to_it(
 ) -> None:
     target = Target(scheme, authority, endpoint, options)
     assert parse_target(str(target)) == target
+
+
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\u00a0",
+        "\u2003",
+        "\u3000",
+        "\u2028",
+        "\u2029",
+        "\x85",
+        "\x9f",
+        "\u200b",
+        "\u202e",
+        "\ud800",
+    ],
+    ids=[
+        "nbsp",
+        "em-space",
+        "ideographic-space",
+        "line-sep",
+        "para-sep",
+        "nel",
+        "c1",
+        "zwsp",
+        "rlo",
+        "surrogate",
+    ],
+)
+@pytest.mark.parametrize("where", ["endpoint", "authority", "option"])
+def test_unicode_whitespace_c1_controls_and_lone_surrogates_are_refused(
+    char: str, where: str
+) -> None:
+    text = {
+        "endpoint": f"static:///a{char}b:1",
+        "authority": f"etcd://h{char}:2379/svc",
+        "option": f"etcd://h/svc?prefix=/a{char}",
+    }[where]
+    with pytest.raises(TargetError, match=rf"whitespace or control character .*U\+{ord(char):04X}"):
+        parse_target(text)
+
+
+@pytest.mark.parametrize("encoded", ["%C2%85", "%C2%9F"])
+def test_a_c1_control_is_refused_once_decoded_too(encoded: str) -> None:
+    with pytest.raises(TargetError, match="endpoint decodes to a control character"):
+        parse_target(f"static:///a{encoded}b:1")
+
+
+def test_other_unicode_still_parses() -> None:
+    assert parse_target("static:///café:1").endpoint == "café:1"
+    assert parse_target("static:///a%C2%A0b").endpoint == "a\u00a0b"  # decoded spaces are allowed

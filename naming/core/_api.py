@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from ._backend import Registration
+from ._checks import checked_ttl, registrable
 from ._plugins import BACKENDS_GROUP, BALANCERS_GROUP, registry
 from ._resolver import Resolver, Watcher
 from ._target import Target, parse_target
@@ -78,19 +78,19 @@ def register(
     metadata: Mapping[str, Any] | None = None,
     *,
     ttl: float = 10.0,
+    bind_all: str = "refuse",
     **options: Any,
 ) -> Registration:
     """Publish ``addr`` under the target's name and keep it alive until ``close()``.
 
-    ``ttl`` is the lease or session time in seconds the backend uses, where it has one.
+    ``ttl`` is the lease or session time in seconds the backend uses, where it has one: from 1 to
+    86,400. ``addr`` must be one a client can dial (``host:port``, port 1-65535, no spaces); a
+    bind-all host (``0.0.0.0:50051``, ``[::]:50051``, ``:50051``) is refused unless
+    ``bind_all="host"``, which puts this host's address in its place (``NAMING_HOST_IP`` or
+    ``POD_IP`` if set, else the host name's first address that is not a loopback one).
+    ``metadata`` must be JSON. Every check happens here, before the backend sees anything.
     """
-    if (
-        isinstance(ttl, bool)
-        or not isinstance(ttl, (int, float))
-        or not math.isfinite(ttl)
-        or ttl <= 0
-    ):
-        raise ValueError(f"register: ttl must be a positive number of seconds, got {ttl!r}")
+    seconds = checked_ttl(ttl)
     if isinstance(addr, Address):
         if metadata is not None:
             raise ValueError("register: pass metadata inside the Address or as metadata=, not both")
@@ -98,9 +98,10 @@ def register(
     else:
         address = Address(addr, metadata)
     parsed = as_target(target)
+    address = registrable(address, parsed.scheme, bind_all)
     backend = registry().backend(parsed.scheme)
     backend.check_installed()
-    return backend.register(parsed, address, ttl=float(ttl), **options)
+    return backend.register(parsed, address, ttl=seconds, **options)
 
 
 def available_backends() -> list[str]:

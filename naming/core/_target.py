@@ -10,6 +10,7 @@ A target without ``://`` is a DNS name, as in gRPC: ``localhost:50051`` is ``dns
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
@@ -24,6 +25,24 @@ DEFAULT_SCHEME = "dns"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Beyond ASCII, a target as written may not hold whitespace of any kind, C1 controls, format
+# characters (zero-width, bidi overrides) or lone surrogates. Once percent-decoded, a part may hold
+# spaces (a plain space too) and format characters, but never a control character.
+_RAW_BAD = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+_DECODED_BAD = frozenset({"Cc", "Cs"})
+
+
+def _first_bad(text: str, ascii_bad: re.Pattern[str], categories: frozenset[str]) -> int | None:
+    """The index of the first character of ``text`` a target may not hold, or None."""
+    if text.isascii():
+        found = ascii_bad.search(text)
+        return None if found is None else found.start()
+    for index, char in enumerate(text):
+        if (char.isascii() and ascii_bad.match(char)) or (
+            not char.isascii() and unicodedata.category(char) in categories
+        ):
+            return index
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +92,18 @@ def parse_target(text: str) -> Target:
     Rules: the scheme is lowercased and must match ``[A-Za-z][A-Za-z0-9+.-]*``; the authority is
     everything up to the next ``/`` and may be empty but may not hold credentials (``@``); the endpoint
     must not be empty; options are ``key=value`` pairs joined by ``&`` (a bare ``key`` means ``""``),
-    keys may not repeat; fragments, whitespace and control characters are refused.
+    keys may not repeat; fragments, whitespace (Unicode's too), control and invisible characters
+    and lone surrogates are refused.
     """
     if not isinstance(text, str):
         raise TargetError(f"target: expected a string, got {type(text).__name__}")
     if not text:
         raise TargetError("target: empty")
-    bad = _BAD_CHARS.search(text)
-    if bad:
+    bad = _first_bad(text, _BAD_CHARS, _RAW_BAD)
+    if bad is not None:
         raise TargetError(
-            f"target {text!r}: whitespace or control character {bad.group()!r} at {bad.start()}"
+            f"target {text!r}: whitespace or control character {text[bad]!r} "
+            f"(U+{ord(text[bad]):04X}) at {bad}"
         )
     if "#" in text:
         raise TargetError(f"target {text!r}: fragments ('#') are not allowed")
@@ -132,6 +153,10 @@ def _decode(raw: str, part: str, original: str) -> str:
         raise TargetError(
             f"target {original!r}: {part} is not valid percent-encoded UTF-8"
         ) from None
-    if _CONTROL.search(decoded):
-        raise TargetError(f"target {original!r}: {part} decodes to a control character")
+    bad = _first_bad(decoded, _CONTROL, _DECODED_BAD)
+    if bad is not None:
+        raise TargetError(
+            f"target {original!r}: {part} decodes to a control character "
+            f"(U+{ord(decoded[bad]):04X})"
+        )
     return decoded
