@@ -117,3 +117,67 @@ def test_sigterm_on_the_example_server_deregisters_then_exits(
             process.kill()
             process.wait(DEFAULT_TIMEOUT)
         follower.watcher.close()
+
+
+SECOND_SIGNAL = """
+import os, signal, sys, threading
+import naming
+from naming import Backend, Registration
+
+class SignallingRegistration(Registration):
+    def __init__(self, address):
+        self.address = address
+        self._closed = False
+    @property
+    def closed(self):
+        return self._closed
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            os.kill(os.getpid(), signal.SIGTERM)  # the second signal, while stop() deregisters
+            for _ in range(100):  # let the interpreter run the handler here
+                pass
+    def pause(self):
+        pass
+    def resume(self):
+        pass
+
+class SignallingBackend(Backend):
+    schemes = ("signalling",)
+    def build(self, target, **options):
+        raise NotImplementedError
+    def register(self, target, address, *, ttl, **options):
+        return SignallingRegistration(address)
+
+class Plugin:
+    @naming.hookimpl
+    def naming_register_backends(self, register):
+        register(SignallingBackend())
+
+class Server:
+    def __init__(self):
+        self.event = threading.Event()
+    def stop(self, grace):
+        self.event.set()
+        return self.event
+    def wait_for_termination(self, timeout=None):
+        return not self.event.wait(timeout)
+
+naming.add_plugin(Plugin())
+serving = naming.register_server(Server(), "signalling:///svc", "127.0.0.1:50051")
+print(repr(serving))
+os.kill(os.getpid(), signal.SIGTERM)  # the first signal
+print("stopped", serving.stop().wait(5), repr(serving))
+"""
+
+
+def test_a_second_signal_while_deregistering_does_not_deadlock() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SECOND_SIGNAL], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        "<ServerRegistration 127.0.0.1:50051 as signalling:///svc serving>",
+        "stopped True <ServerRegistration 127.0.0.1:50051 as signalling:///svc stopped>",
+    ]

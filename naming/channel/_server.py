@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import Any
@@ -22,32 +23,67 @@ log = logging.getLogger(__name__)
 _Handler = Any  # what signal.getsignal returns
 
 
+class _Stopped:
+    """What ``stop()`` returns: set once the server has stopped (``wait``/``is_set``, as an Event).
+
+    It exists before the server is told to stop, so that a second ``stop()`` (a second signal, or
+    another thread) returns at once instead of waiting for the first to finish deregistering.
+    """
+
+    def __init__(self) -> None:
+        self._handed = threading.Event()
+        self._server_event: Any = None
+
+    def hand(self, server_event: Any) -> None:
+        self._server_event = server_event
+        self._handed.set()
+
+    def is_set(self) -> bool:
+        return self._handed.is_set() and bool(self._server_event.is_set())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._handed.wait(timeout):
+            return False
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        return bool(self._server_event.wait(remaining))
+
+
 class ServerRegistration:
     """A started gRPC server and its registration; ``stop()`` deregisters, then stops the server."""
 
     registration: Registration
 
-    def __init__(self, server: Any, grace: float) -> None:
+    def __init__(self, server: Any, grace: float, target: str = "", addr: str = "") -> None:
         self.server = server
         self.grace = grace
-        self._lock = threading.Lock()
-        self._stopped: threading.Event | None = None
+        self.target = target
+        self.addr = addr
+        self._lock = threading.Lock()  # guards _stopped only: nothing slow runs under it
+        self._stopped: _Stopped | None = None
         self._previous: dict[int, _Handler] = {}
 
-    def stop(self, grace: float | None = None) -> threading.Event:
+    def stop(self, grace: float | None = None) -> _Stopped:
         """Deregister, then stop the server with ``grace`` seconds for in-flight calls.
 
-        Returns the event the server sets once it has stopped. Idempotent: later calls return the
-        same event.
+        Returns an event-like object (``wait(timeout)``, ``is_set()``) set once the server has
+        stopped. Idempotent and safe to call again while the first call is still deregistering
+        (a second signal does that): later calls return the same object at once.
         """
         with self._lock:
             if self._stopped is not None:
                 return self._stopped
-            if hasattr(self, "registration"):
-                self.registration.close()
-            self._stopped = self.server.stop(self.grace if grace is None else grace)
+            stopped = self._stopped = _Stopped()
+        try:
+            registration = getattr(self, "registration", None)
+            if registration is not None:
+                registration.close()
+        except Exception:
+            log.exception("register_server: deregistering %s failed; stopping anyway", self.addr)
+        finally:
+            stopped.hand(self.server.stop(self.grace if grace is None else grace))
             self._restore_signals()
-            return self._stopped
+        return stopped
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped; False if ``timeout`` passed first."""
@@ -58,6 +94,13 @@ class ServerRegistration:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop().wait()
+
+    def __repr__(self) -> str:
+        stopped = self._stopped
+        state = "serving" if stopped is None else "stopped" if stopped.is_set() else "stopping"
+        registration = getattr(self, "registration", None)
+        addr = self.addr if registration is None else registration.address.addr
+        return f"<ServerRegistration {addr} as {self.target} {state}>"
 
     def _attach(self, registration: Registration) -> None:
         with self._lock:
@@ -103,7 +146,10 @@ def register_server(
     main thread) the record is removed, then the server stops with ``grace``; the program's
     ``server.wait_for_termination()`` then returns. A second signal gets the previous handler back.
     """
-    serving = ServerRegistration(server, grace)
+    name = str(target)
+    serving = ServerRegistration(
+        server, grace, name, addr.addr if isinstance(addr, Address) else addr
+    )
     serving._install_signals(signals)  # first: a signal during registering still deregisters
     try:
         serving._attach(register(target, addr, metadata, ttl=ttl, **options))
