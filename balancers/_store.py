@@ -9,7 +9,7 @@ picker gets the states of the ready addresses aligned with them (``PickerState.s
 from __future__ import annotations
 
 import itertools
-import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
@@ -86,58 +86,53 @@ class NoStates(Sequence[None]):
 
 class InFlight:
     """How many calls picked for one address have not ended yet: a per-address state for
-    load-aware policies (least_request, p2c). Thread-safe.
+    load-aware policies (least_request, p2c). Thread-safe, without a lock.
 
     ``begin()`` counts a call in and returns its put; the count goes down exactly once, when the
     channel calls that put or its ``abandon()``, so it stays exact whatever the channel does.
     """
 
-    __slots__ = ("_count", "_lock")
+    __slots__ = ("_calls",)
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count = 0
+        # One item per call in flight: deque appends and pops are atomic, so len() is exact.
+        self._calls: deque[None] = deque()
 
     @property
     def count(self) -> int:
-        """The calls in flight now (a plain read: no lock)."""
-        return self._count
+        """The calls in flight now."""
+        return len(self._calls)
 
     def begin(self, put: Put | None = None) -> TrackedPut:
         """Count one call in; the returned put ends it and then calls ``put`` (if any)."""
-        with self._lock:
-            self._count += 1
-        return TrackedPut(self, put)
-
-    def _end(self) -> None:
-        with self._lock:
-            self._count -= 1
+        self._calls.append(None)
+        return TrackedPut(self._calls, put)
 
 
 class TrackedPut:
-    """The put of one call counted by :class:`InFlight`.
+    """The put of one call counted by :class:`InFlight` (made by ``InFlight.begin()``).
 
     Calling it (the call ran) or ``abandon()`` (it never ran on the address) ends the count once;
     any later call of either does nothing. A call ends the wrapped put with the same ``DoneInfo``;
     ``abandon()`` calls the wrapped put's ``abandon`` if it has one, and never the put itself.
     """
 
-    __slots__ = ("_counter", "_ended", "_put")
+    __slots__ = ("_calls", "_ended", "_put")
 
-    def __init__(self, counter: InFlight, put: Put | None = None) -> None:
-        self._counter = counter
+    def __init__(self, calls: deque[None], put: Put | None = None) -> None:
+        self._calls = calls
         self._put = put
         self._ended = itertools.count()  # next() is atomic: the first caller gets 0
 
     def __call__(self, info: DoneInfo | None = None) -> None:
         if next(self._ended) == 0:
-            self._counter._end()
+            self._calls.pop()
             if self._put is not None:
                 self._put(info)
 
     def abandon(self) -> None:
         if next(self._ended) == 0:
-            self._counter._end()
+            self._calls.pop()
             abandon = getattr(self._put, "abandon", None)
             if abandon is not None:
                 abandon()
