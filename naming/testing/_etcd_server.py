@@ -2,38 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import secrets
-import signal
 import subprocess
-import tempfile
 import time
 import uuid
-import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from naming.core import Closeable
 
 from . import DEFAULT_TIMEOUT
 from ._etcd_process import (
-    _POLL,
-    _PORT_IN_USE,
     _READY_MARKERS,
     HOST,
     EtcdError,
     TlsFiles,
     _clean_env,
     _Client,
-    _free_ports,
     _PortInUse,
-    _process_state,
-    _Resources,
     _run_etcdctl,
-    _tcp_connects,
     find_etcd,
     find_etcdctl,
+)
+from .process import (
+    ExitedEarlyError,
+    ManagedProcess,
+    NotHealthyError,
+    ProcessError,
+    accepts_connections,
 )
 
 __all__ = ["EtcdServer"]
@@ -42,6 +40,72 @@ logger = logging.getLogger(__name__)
 
 
 # -- one member ----------------------------------------------------------------------------------
+
+
+class _Member:
+    """How one member is launched and when it serves.
+
+    Its ManagedProcess holds this, not the EtcdServer: a server nobody holds any more is collected
+    at once, and the process's finalizer kills what it left running.
+    """
+
+    def __init__(
+        self,
+        *,
+        binary: str,
+        name: str,
+        tls: TlsFiles | None,
+        client_cert_auth: bool,
+        extra_args: tuple[str, ...],
+    ) -> None:
+        self.binary = binary
+        self.name = name
+        self.tls = tls
+        self.client_cert_auth = client_cert_auth
+        self.extra_args = extra_args
+        self.token = f"naming-{name}-{uuid.uuid4().hex[:12]}"
+        self.initial_cluster: str | None = None  # set by EtcdCluster
+
+    def data_dir(self, workdir: Path) -> Path:
+        return workdir / f"{self.name}.etcd"
+
+    def url(self, port: int) -> str:
+        return f"{'https' if self.tls else 'http'}://{HOST}:{port}"
+
+    def banner(self, process: ManagedProcess) -> str:
+        return f"=== naming.testing.etcd: starting {self.name} on {self.url(process.port)}"
+
+    def serves(self, process: ManagedProcess) -> bool:
+        # etcd 3.4 with zap logs one marker, 3.5 both; either comes once the member has joined.
+        logged = any(marker in process.run_log() for marker in _READY_MARKERS)
+        return logged and accepts_connections(process.port)
+
+    def command(self, process: ManagedProcess) -> list[str]:
+        client = self.url(process.ports[0])
+        peer = f"http://{HOST}:{process.ports[1]}"
+        cmd = [
+            self.binary,
+            f"--name={self.name}",
+            f"--data-dir={self.data_dir(process.workdir)}",
+            "--logger=zap",
+            "--log-outputs=stderr",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster={self.initial_cluster or f'{self.name}={peer}'}",
+            "--initial-cluster-state=new",
+            f"--initial-cluster-token={self.token}",
+        ]
+        if self.initial_cluster is None:
+            # A lone member elects itself once the election timeout passes, also on every restart:
+            # 1-2 s with the defaults. With no peers to miss heartbeats from, shorter is safe.
+            cmd += ["--heartbeat-interval=50", "--election-timeout=300"]
+        if self.tls is not None:
+            cmd += [f"--cert-file={self.tls.server_cert}", f"--key-file={self.tls.server_key}"]
+            if self.client_cert_auth:
+                cmd += ["--client-cert-auth", f"--trusted-ca-file={self.tls.ca}"]
+        return cmd + list(self.extra_args)
 
 
 class EtcdServer(Closeable, _Client):
@@ -74,25 +138,39 @@ class EtcdServer(Closeable, _Client):
         self.tls = tls
         self.client_cert_auth = client_cert_auth
         self.extra_args = tuple(extra_args)
-        self.port, self.peer_port = _free_ports(2)
-        owned = workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="naming-etcd-")) if workdir is None else workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.data_dir = self.workdir / f"{name}.etcd"
-        self.log_path = self.workdir / f"{name}.log"
-        self._token = f"naming-{name}-{uuid.uuid4().hex[:12]}"
-        self._initial_cluster: str | None = None  # set by EtcdCluster
-        self._started_once = False
-        self._paused = False
-        self._run_offset = 0
-        self._launched_at = 0.0
+        self._member = _Member(
+            binary=self.binary,
+            name=name,
+            tls=tls,
+            client_cert_auth=client_cert_auth,
+            extra_args=self.extra_args,
+        )
+        self._process = ManagedProcess(
+            self._member.command,
+            healthy=self._member.serves,
+            name=name,
+            ports=2,  # client, peer
+            workdir=workdir,  # None: a temp dir of its own, removed on close
+            env=_clean_env(["ETCD_", "ETCDCTL_"]),
+            banner=self._member.banner,
+            component="etcd",
+        )
+        self.workdir = self._process.workdir
+        self.data_dir = self._member.data_dir(self.workdir)
+        self.log_path = self._process.log_path
         self._passwords: dict[str, str] = {}
         self._auth_user: str | None = None
-        self._closed = False
-        self._resources = _Resources(self.workdir if owned else None)
-        self._finalizer = weakref.finalize(self, self._resources.release)
 
     # -- addresses
+
+    @property
+    def port(self) -> int:
+        """The client port, chosen free at construction and kept across restarts."""
+        return self._process.ports[0]
+
+    @property
+    def peer_port(self) -> int:
+        return self._process.ports[1]
 
     @property
     def endpoint(self) -> str:
@@ -100,7 +178,7 @@ class EtcdServer(Closeable, _Client):
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+        return self._member.url(self.port)
 
     @property
     def peer_url(self) -> str:
@@ -110,17 +188,15 @@ class EtcdServer(Closeable, _Client):
 
     @property
     def running(self) -> bool:
-        proc = self._resources.proc
-        return proc is not None and proc.poll() is None
+        return self._process.running
 
     @property
     def paused(self) -> bool:
-        return self._paused and self.running
+        return self._process.paused
 
     @property
     def pid(self) -> int | None:
-        proc = self._resources.proc
-        return proc.pid if proc is not None and proc.poll() is None else None
+        return self._process.pid
 
     @property
     def credentials(self) -> tuple[str, str] | None:
@@ -136,75 +212,34 @@ class EtcdServer(Closeable, _Client):
     # -- life cycle
 
     def start(self, timeout: float = DEFAULT_TIMEOUT) -> EtcdServer:
-        """Launch etcd and return once it serves clients; raise EtcdError with its log otherwise."""
-        deadline = time.monotonic() + timeout
-        retry_ports = not self._started_once and self._initial_cluster is None
-        self._launch()
-        try:
-            self._wait_ready(deadline)
-        except _PortInUse:
-            if not retry_ports:
-                raise
-            self.port, self.peer_port = _free_ports(2)
-            logger.info("etcd: %s found its port taken, retrying on %s", self.name, self.endpoint)
-            self._launch()
-            self._wait_ready(deadline)
+        """Launch etcd and return once it serves clients; raise EtcdError with its log otherwise.
+
+        A lone member whose port turns out to be taken on its first start moves to fresh ports
+        once; after it has served, it keeps its ports (a taken port is an error then).
+        """
+        with self._etcd_errors():
+            self._process.start(timeout, retry_ports=self._member.initial_cluster is None)
         return self
 
     def stop(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """SIGTERM (after SIGCONT if paused) and wait; SIGKILL if it has not exited in ``timeout``."""
-        proc = self._resources.proc
-        if proc is not None and proc.poll() is None:
-            if self._paused:
-                proc.send_signal(signal.SIGCONT)
-            logger.info("etcd: SIGTERM %s (pid %d)", self.name, proc.pid)
-            proc.terminate()
-            begun = time.monotonic()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("etcd: %s ignored SIGTERM for %ss, killing it", self.name, timeout)
-                self.kill()
-            else:
-                logger.debug(
-                    "etcd: %s exited %.2fs after SIGTERM", self.name, time.monotonic() - begun
-                )
-        self._resources.proc = None
-        self._paused = False
+        with self._etcd_errors():
+            self._process.stop(timeout)
 
     def kill(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """SIGKILL and wait for the process to be gone."""
-        proc = self._resources.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            logger.info("etcd: SIGKILL %s (pid %d)", self.name, proc.pid)
-            proc.kill()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired as exc:
-                raise EtcdError(f"etcd: {self.name} (pid {proc.pid}) survived SIGKILL") from exc
-        self._resources.proc = None
-        self._paused = False
+        with self._etcd_errors():
+            self._process.kill(timeout)
 
     def pause(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """SIGSTOP: the process keeps its sockets open but answers nothing until :meth:`resume`."""
-        proc = self._require_running("pause")
-        proc.send_signal(signal.SIGSTOP)
-        self._paused = True
-        deadline = time.monotonic() + timeout
-        while _process_state(proc.pid) not in (None, "T", "t"):
-            if time.monotonic() >= deadline:
-                raise EtcdError(f"etcd: {self.name} (pid {proc.pid}) did not stop on SIGSTOP")
-            time.sleep(0.001)
-        logger.info("etcd: SIGSTOP %s (pid %d)", self.name, proc.pid)
+        with self._etcd_errors():
+            self._process.pause(timeout)
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""
-        proc = self._require_running("resume")
-        proc.send_signal(signal.SIGCONT)
-        self._paused = False
-        logger.info("etcd: SIGCONT %s (pid %d)", self.name, proc.pid)
+        with self._etcd_errors():
+            self._process.resume()
 
     def restart(self, timeout: float = DEFAULT_TIMEOUT) -> EtcdServer:
         """Stop if running, then start again on the same ports and data dir."""
@@ -213,27 +248,18 @@ class EtcdServer(Closeable, _Client):
 
     def close(self) -> None:
         """Stop (kill if it will not stop), remove a workdir this server made. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.stop()
-        finally:
-            self._finalizer()
+        self._process.close()
 
     # -- logs
 
     @property
     def log_offset(self) -> int:
         """The log's size now: pass it as ``since`` to :meth:`log_tail` to see only what follows."""
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return self._process.log_offset
 
     def log_tail(self, lines: int = 60, *, since: int = 0) -> str:
         """The last ``lines`` lines of the log (every run appends to it), from offset ``since``."""
-        return "\n".join(self._read_log(since, max_bytes=lines * 2048).splitlines()[-lines:])
+        return self._process.log_tail(lines, since=since)
 
     # -- etcdctl
 
@@ -304,102 +330,44 @@ class EtcdServer(Closeable, _Client):
             raise ValueError(f"etcd: no password known for user {name!r}")
         return name, self._passwords[name]
 
-    def _require_running(self, action: str) -> subprocess.Popen[bytes]:
-        proc = self._resources.proc
-        if proc is None or proc.poll() is not None:
-            raise EtcdError(f"etcd: cannot {action} {self.name}: it is not running")
-        return proc
+    # -- used by EtcdCluster
 
-    def _command(self) -> list[str]:
-        client = self.url
-        cmd = [
-            self.binary,
-            f"--name={self.name}",
-            f"--data-dir={self.data_dir}",
-            "--logger=zap",
-            "--log-outputs=stderr",
-            f"--listen-client-urls={client}",
-            f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={self.peer_url}",
-            f"--initial-advertise-peer-urls={self.peer_url}",
-            f"--initial-cluster={self._initial_cluster or f'{self.name}={self.peer_url}'}",
-            "--initial-cluster-state=new",
-            f"--initial-cluster-token={self._token}",
-        ]
-        if self._initial_cluster is None:
-            # A lone member elects itself once the election timeout passes, also on every restart:
-            # 1-2 s with the defaults. With no peers to miss heartbeats from, shorter is safe.
-            cmd += ["--heartbeat-interval=50", "--election-timeout=300"]
-        if self.tls is not None:
-            cmd += [f"--cert-file={self.tls.server_cert}", f"--key-file={self.tls.server_key}"]
-            if self.client_cert_auth:
-                cmd += ["--client-cert-auth", f"--trusted-ca-file={self.tls.ca}"]
-        return cmd + list(self.extra_args)
+    @property
+    def _started_once(self) -> bool:
+        return self._process.has_been_healthy
+
+    def _join(self, initial_cluster: str, token: str) -> None:
+        self._member.initial_cluster = initial_cluster
+        self._member.token = token
+
+    def _move_ports(self) -> None:
+        self._process.choose_ports()
 
     def _launch(self) -> None:
-        if self._closed:
-            raise EtcdError(f"etcd: {self.name} is closed")
-        if self.running:
-            raise EtcdError(f"etcd: {self.name} is already running (pid {self.pid})")
-        self._resources.proc = None
-        self._paused = False
-        self._run_offset = self.log_offset
-        with self.log_path.open("ab") as log:
-            log.write(f"=== naming.testing.etcd: starting {self.name} on {self.url}\n".encode())
-            log.flush()
-            self._resources.proc = subprocess.Popen(
-                self._command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                env=_clean_env(["ETCD_", "ETCDCTL_"]),
-                start_new_session=True,
-            )
-        self._launched_at = time.monotonic()
-        logger.debug("etcd: launched %s (pid %d)", self.name, self._resources.proc.pid)
+        with self._etcd_errors():
+            self._process.launch()
 
     def _wait_ready(self, deadline: float) -> None:
-        proc = self._require_running("wait for")
-        logged = False
-        while True:
-            code = proc.poll()
-            if code is not None:
-                self._resources.proc = None
-                run_log = self._read_log(self._run_offset)
-                kind = _PortInUse if _PORT_IN_USE in run_log else EtcdError
-                raise kind(
-                    f"etcd: {self.name} exited with code {code} before serving {self.url}; "
-                    f"log {self.log_path}:\n{self.log_tail(since=self._run_offset)}"
-                )
-            if not logged:
-                run_log = self._read_log(self._run_offset)
-                logged = any(marker in run_log for marker in _READY_MARKERS)
-            if logged and _tcp_connects(self.host, self.port):
-                break
-            if time.monotonic() >= deadline:
-                tail = self.log_tail(since=self._run_offset)
-                self.kill()
-                raise EtcdError(
-                    f"etcd: {self.name} did not serve {self.url} in time; "
-                    f"log {self.log_path}:\n{tail}"
-                )
-            time.sleep(_POLL)
-        self._started_once = True
-        logger.info(
-            "etcd: %s serving %s (pid %d), %.2fs after launch",
-            self.name,
-            self.url,
-            proc.pid,
-            time.monotonic() - self._launched_at,
-        )
+        with self._etcd_errors():
+            self._process.wait_healthy(max(0.0, deadline - time.monotonic()))
 
-    def _read_log(self, since: int, max_bytes: int | None = None) -> str:
+    @contextlib.contextmanager
+    def _etcd_errors(self) -> Iterator[None]:
+        """The process's errors as EtcdError, in the words this harness has always used."""
         try:
-            with self.log_path.open("rb") as log:
-                size = log.seek(0, os.SEEK_END)
-                start = since if max_bytes is None else max(since, size - max_bytes)
-                log.seek(start)
-                return log.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+            yield
+        except EtcdError:
+            raise
+        except ExitedEarlyError as exc:
+            kind = _PortInUse if exc.port_in_use else EtcdError
+            raise kind(
+                f"etcd: {self.name} exited with code {exc.returncode} before serving {self.url}; "
+                f"log {self.log_path}:\n{exc.tail}"
+            ) from exc
+        except NotHealthyError as exc:
+            raise EtcdError(
+                f"etcd: {self.name} did not serve {self.url} in time; "
+                f"log {self.log_path}:\n{exc.tail}"
+            ) from exc
+        except ProcessError as exc:
+            raise EtcdError(str(exc)) from exc

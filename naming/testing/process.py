@@ -5,8 +5,8 @@ their own. A command is built from ports chosen free on 127.0.0.1; the process r
 group of its own with stdout and stderr appended to a log file; a caller-given health check says
 when it is ready, within a bounded wait::
 
-    def command(ports):
-        return ["my-server", f"--listen=127.0.0.1:{ports[0]}"]
+    def command(proc):
+        return ["my-server", f"--listen=127.0.0.1:{proc.port}", f"--data={proc.workdir}/data"]
 
     def healthy(proc):
         return accepts_connections(proc.port)
@@ -99,21 +99,23 @@ def says_port_in_use(run_log: str) -> bool:
 
 
 class ManagedProcess(Closeable):
-    """One child process of a real server, started by ``command(ports)``, ready when ``healthy``.
+    """One child process of a real server, run as ``command(process)``, ready when ``healthy``.
 
-    ``ports``: how many free 127.0.0.1 ports to choose (kept across restarts; if one turns out to be
-    taken on the first start, :meth:`start` retries once on fresh ones), or the ports to use as
-    given. ``workdir`` is the child's cwd and holds its log; without one a temporary directory is
-    made and removed by :meth:`close`. ``env`` replaces the environment (default: inherited).
-    ``healthy(process)`` is polled every :data:`POLL_INTERVAL` seconds and must not block for long.
-    ``port_in_use(run_log)`` tells from a failed run's log that a port was taken. ``component``
-    starts every error message (``"etcd"`` gives ``"etcd: ..."``). Not thread-safe, except
-    :attr:`running`, :attr:`pid` and :func:`live_processes`.
+    ``command`` is called at every launch: it reads :attr:`ports` and :attr:`workdir` (and may
+    write a config file there) and returns the argv. ``ports``: how many free 127.0.0.1 ports to
+    choose (kept across restarts; if one turns out to be taken on the first start, :meth:`start`
+    retries once on fresh ones), or the ports to use as given. ``workdir`` is the child's cwd and
+    holds its log; without one a temporary directory is made and removed by :meth:`close`. ``env``
+    replaces the environment (default: inherited). ``healthy(process)`` is polled every
+    :data:`POLL_INTERVAL` seconds and must not block for long. ``port_in_use(run_log)`` tells from
+    a failed run's log that a port was taken. ``banner(process)`` is the line written to the log
+    before each run. ``component`` starts every error message (``"etcd"`` gives ``"etcd: ..."``).
+    Not thread-safe, except :attr:`running`, :attr:`pid` and :func:`live_processes`.
     """
 
     def __init__(
         self,
-        command: Callable[[tuple[int, ...]], Sequence[str]],
+        command: Callable[[ManagedProcess], Sequence[str]],
         *,
         healthy: Callable[[ManagedProcess], bool],
         name: str = "server",
@@ -223,7 +225,7 @@ class ManagedProcess(Closeable):
         self._child.proc = None
         self._paused = False
         self._run_offset = self.log_offset
-        command = list(self._command(self._ports))
+        command = list(self._command(self))
         banner = self._banner(self) if self._banner else self._default_banner()
         with self.log_path.open("ab") as log:
             log.write(f"{banner}\n".encode())
