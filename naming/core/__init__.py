@@ -34,9 +34,12 @@ from ._api import (
     resolve,
 )
 from ._backend import Backend, Registration
+from ._backoff import Backoff
 from ._closing import Closeable
 from ._diff import apply_updates, diff
 from ._hostport import split_host_port
+from ._loop import RegistryWatcher
+from ._options import OptionKind, merge_options
 from ._plugins import (
     BACKENDS_GROUP,
     BALANCER_METHODS,
@@ -48,6 +51,14 @@ from ._plugins import (
     is_balancer_class,
     registry,
     set_registry,
+)
+from ._records import (
+    RecordCodec,
+    RecordDecoder,
+    RecordFormat,
+    RecordSkipper,
+    encode_record,
+    record_address,
 )
 from ._resolver import Resolver, Watcher
 from ._target import Target, parse_target
@@ -81,6 +92,7 @@ __all__ = [
     "RecordFormat",
     "RecordSkipper",
     "Registration",
+    "RegistryWatcher",
     "Resolver",
     "SnapshotWatcher",
     "Target",
@@ -97,9 +109,12 @@ __all__ = [
     "available_balancers",
     "build_resolver",
     "diff",
+    "encode_record",
     "hookimpl",
     "is_balancer_class",
+    "merge_options",
     "parse_target",
+    "record_address",
     "register",
     "registry",
     "resolve",
