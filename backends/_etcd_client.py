@@ -8,13 +8,20 @@ throws the client away, and the next call builds a new one on the next host of t
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from naming.core import BackendUnavailableError, NamingError, Target, TargetError, split_host_port
+from naming.core import (
+    BackendUnavailableError,
+    NamingError,
+    OptionKind,
+    Target,
+    TargetError,
+    merge_options,
+    split_host_port,
+)
 
 __all__ = ["EtcdConnection", "EtcdSettings", "settings_from"]
 
@@ -35,8 +42,11 @@ _GRPC_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 
-_STRING_OPTIONS = ("prefix", "user", "ca_cert", "cert_key", "cert_cert")
-_RESOLVE_OPTIONS = frozenset({*_STRING_OPTIONS, "timeout", "password"})
+_KINDS: dict[str, OptionKind] = {
+    **dict.fromkeys(("prefix", "user", "password", "ca_cert", "cert_key", "cert_cert"), str),
+    "timeout": float,
+}
+_RESOLVE_OPTIONS = frozenset(_KINDS)
 REGISTER_OPTIONS = _RESOLVE_OPTIONS | {"instance_id"}
 
 
@@ -65,21 +75,13 @@ def settings_from(
     target: Target, options: Mapping[str, Any], allowed: frozenset[str] = _RESOLVE_OPTIONS
 ) -> EtcdSettings:
     """Merge the target's query options with keyword options (these win) and check them all."""
-    if "password" in target.options:
-        raise TargetError("etcd: pass password as a keyword option, never in the target")
-    merged: dict[str, Any] = {**target.options, **options}
-    unknown = sorted(set(merged) - allowed)
-    if unknown:
-        raise TypeError(f"etcd: unknown options {unknown}; allowed: {sorted(allowed)}")
+    merged = merge_options("etcd", target, options, allowed, secrets=("password",), kinds=_KINDS)
     hosts = tuple(target.hosts) or (DEFAULT_HOST,)
     for host in hosts:
         try:
             split_host_port(host)
         except ValueError as exc:
             raise TargetError(f"etcd: bad host in the target's authority: {exc}") from None
-    for name in _STRING_OPTIONS:
-        if merged.get(name) is not None and not isinstance(merged[name], str):
-            raise TypeError(f"etcd: option {name!r} must be a string")
     if (merged.get("user") is None) != (merged.get("password") is None):
         raise ValueError("etcd: give both user and password, or neither")
     if (merged.get("cert_key") is None) != (merged.get("cert_cert") is None):
@@ -93,7 +95,7 @@ def settings_from(
         hosts=hosts,
         service=target.endpoint,
         prefix=prefix,
-        timeout=_timeout(merged.get("timeout", DEFAULT_TIMEOUT)),
+        timeout=merged.get("timeout") or DEFAULT_TIMEOUT,
         user=merged.get("user"),
         password=merged.get("password"),
         ca_cert=merged.get("ca_cert"),
@@ -101,16 +103,6 @@ def settings_from(
         cert_cert=merged.get("cert_cert"),
         extra={k: v for k, v in merged.items() if k not in _RESOLVE_OPTIONS},
     )
-
-
-def _timeout(value: Any) -> float:
-    try:
-        timeout = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"etcd: timeout must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"etcd: timeout must be positive, got {value!r}")
-    return timeout
 
 
 ClientFactory = Callable[[EtcdSettings, str], Any]

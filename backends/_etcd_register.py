@@ -18,11 +18,10 @@ import logging
 import threading
 from typing import Any
 
-from naming.core import Address, BackendUnavailableError, NamingError, Registration
+from naming.core import Address, BackendUnavailableError, Backoff, NamingError, Registration
 
 from ._etcd_client import EtcdConnection
 from ._etcd_records import encode_record
-from ._retry import Backoff
 
 __all__ = ["EtcdRegistration"]
 

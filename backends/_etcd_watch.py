@@ -1,11 +1,11 @@
 """The etcd watcher: snapshot, then watch from the snapshot's revision + 1, and never lose an event.
 
-One thread per watcher runs the loop. It reads the prefix with ``get_prefix`` (the snapshot and its
-revision), then opens its own Watch stream from revision + 1, marked ``hasleader`` so that a member
-cut off from the leader drops it. When the stream breaks it keeps the last known set and re-watches
-from the last revision it fully received + 1, with jittered backoff, on the next host. If that
-revision was compacted, it takes a new snapshot and publishes it: the balancer sees only the
-difference.
+One thread per watcher runs the kit's outage loop (``naming.core.RegistryWatcher``). It reads the
+prefix with ``get_prefix`` (the snapshot and its revision), then opens its own Watch stream from
+revision + 1, marked ``hasleader`` so that a member cut off from the leader drops it. When the
+stream breaks it keeps the last known set and re-watches from the last revision it fully received
++ 1, with jittered backoff, on the next host. If that revision was compacted, it takes a new
+snapshot and publishes it: the balancer sees only the difference.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import threading
 from collections import Counter
 from typing import Any
 
-from naming.core import Address, BackendUnavailableError, NamingError, SnapshotWatcher
+from naming.core import Address, BackendUnavailableError, Backoff, RecordSkipper, RegistryWatcher
 
 from ._etcd_client import EtcdConnection, classify
-from ._etcd_records import decode_record, decode_snapshot
-from ._retry import Backoff
+from ._etcd_records import CODEC, decode_snapshot
 
 __all__ = ["EtcdWatcher", "prefix_end"]
 
@@ -39,25 +38,26 @@ def prefix_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
-class EtcdWatcher(SnapshotWatcher):
+class EtcdWatcher(RegistryWatcher):
     """Watches every record under the service's key prefix. See the module docstring."""
 
     def __init__(self, connection: EtcdConnection, *, backoff: Backoff | None = None) -> None:
-        super().__init__(name="etcd", on_close=self._stop)
+        super().__init__(
+            "etcd",
+            connection.settings.service,
+            backoff=backoff,
+            logger=log,
+            join_timeout=connection.settings.timeout + 2,
+        )
         self._conn = connection
         self._prefix = connection.settings.key_prefix.encode()
         self._records: dict[bytes, Address] = {}
         self._counts: Counter[Address] = Counter()
-        self._warned: set[bytes] = set()
+        self._skipper: RecordSkipper[bytes] = RecordSkipper("etcd", CODEC, logger=log)
         self._revision: int | None = None
-        self._backoff = backoff or Backoff()
-        self._stopping = threading.Event()
         self._call_lock = threading.Lock()
         self._call: Any = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"naming-etcd-watch-{connection.settings.service}", daemon=True
-        )
-        self._thread.start()
+        self.start()
 
     @property
     def revision(self) -> int | None:
@@ -67,37 +67,14 @@ class EtcdWatcher(SnapshotWatcher):
     def __repr__(self) -> str:
         return f"<EtcdWatcher {self._prefix.decode()!r} at {self._conn.host}>"
 
-    # -- the loop ------------------------------------------------------------------------------
+    # -- the loop's two halves (naming.core.RegistryWatcher runs them) ----------------------------
 
-    def _run(self) -> None:
-        in_outage = False
-        while not self._stopping.is_set():
-            try:
-                if self._revision is None:
-                    self._snapshot()
-                self._watch()
-            except BackendUnavailableError as exc:
-                if self._stopping.is_set():
-                    return
-                if not in_outage:
-                    log.warning("%s; keeping the last %d addresses", exc, len(self._counts))
-                    in_outage = True
-                else:
-                    log.debug("%s", exc)
-                self._stopping.wait(self._backoff.next())
-            except NamingError as exc:
-                log.error("%s; the watcher gives up", exc)
-                self.fail(exc)
-                return
-            else:
-                in_outage = False
-
-    def _snapshot(self) -> None:
+    def snapshot(self) -> None:
+        """Read the prefix and publish it; the watch goes on from its revision + 1."""
         prefix = self._prefix.decode()
         response = self._conn.call("get", lambda client: client.get_prefix_response(prefix))
-        records = decode_snapshot(response.kvs, self._skip)
-        if self._warned:
-            self._warned -= records.keys()
+        records = decode_snapshot(response.kvs, self._skipper.skip)
+        self._skipper.recovered(records)
         self._records = records
         self._counts = Counter(records.values())
         # the distinct addresses in order, as a plain dict: publish() takes its keys with their
@@ -106,7 +83,9 @@ class EtcdWatcher(SnapshotWatcher):
         self._revision = response.header.revision
         log.debug("etcd: snapshot of %s at revision %d", prefix, self._revision)
 
-    def _watch(self) -> None:
+    def watch(self) -> None:
+        """Follow the prefix from the revision after the last one applied; returns for a new
+        snapshot (that revision was compacted, or the member is behind)."""
         from etcd3 import etcdrpc  # late: only the etcd backend needs the client library
 
         assert self._revision is not None
@@ -133,13 +112,13 @@ class EtcdWatcher(SnapshotWatcher):
             )
             with self._call_lock:
                 self._call = call
-            if self._stopping.is_set():
+            if self.stopping:
                 call.cancel()
             for response in call:
                 if not self._handle(response, host):
                     return
         except Exception as exc:
-            if self._stopping.is_set():
+            if self.stopping:
                 return
             error = classify("watch", host, exc)
             if isinstance(error, BackendUnavailableError):
@@ -149,7 +128,7 @@ class EtcdWatcher(SnapshotWatcher):
             finished.set()
             with self._call_lock:
                 self._call = None
-        if not self._stopping.is_set():
+        if not self.stopping:
             self._conn.reset(client)
             raise BackendUnavailableError(f"etcd: the watch stream on {host} ended")
 
@@ -175,7 +154,7 @@ class EtcdWatcher(SnapshotWatcher):
                 )
                 self._revision = None
                 return False
-            self._backoff.reset()
+            self.resumed()
             log.debug(
                 "etcd: watching %s on %s from %d", self._prefix.decode(), host, self._revision + 1
             )
@@ -193,7 +172,7 @@ class EtcdWatcher(SnapshotWatcher):
         if event.type == _DELETE:
             self._forget(key)
             return
-        address = self._decode(key, event.kv.value)
+        address = self._skipper.decode(key, event.kv.value)
         if address is None:
             self._forget(key)
         elif self._records.get(key) != address:
@@ -212,29 +191,14 @@ class EtcdWatcher(SnapshotWatcher):
             del self._counts[address]
             self.discard(address)
 
-    def _decode(self, key: bytes, value: bytes) -> Address | None:
-        try:
-            address = decode_record(value)
-        except ValueError as exc:
-            self._skip(key, exc)
-            return None
-        self._warned.discard(key)
-        return address
-
-    def _skip(self, key: bytes, error: ValueError) -> None:
-        """A value that is not a record: one warning per key, until it holds a record again."""
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("etcd: skipping record %s: %s", key.decode(errors="replace"), error)
-
     # -- closing -------------------------------------------------------------------------------
 
-    def _stop(self) -> None:
-        self._stopping.set()
+    def interrupt(self) -> None:
+        """Cancel the watch stream, if one is open: the loop sees it end and stops."""
         with self._call_lock:
             call = self._call
         if call is not None:
             call.cancel()
-        if self._thread is not threading.current_thread():
-            self._thread.join(self._conn.settings.timeout + 2)
+
+    def release(self) -> None:
         self._conn.close()

@@ -9,8 +9,8 @@ import pytest
 from backends._etcd_client import EtcdSettings, classify, settings_from
 from backends._etcd_records import decode_record, encode_record
 from backends._etcd_watch import prefix_end
-from backends._retry import Backoff
 from naming import Address, BackendUnavailableError, NamingError, TargetError, parse_target
+from naming.core import Backoff
 
 
 @pytest.mark.parametrize(
