@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from naming.core import Address, BalancerClosedError, DeadlineExceededError
+from naming.core import Address, BalancerClosedError, DeadlineExceededError, as_timeout
 
 __all__ = ["Notifications"]
 
@@ -57,8 +57,10 @@ class Notifications:
         Raises DeadlineExceededError when ``timeout`` passes, BalancerClosedError once closed.
         """
         with self._cond:
-            if not self._cond.wait_for(self._news_or_closed, timeout):
-                raise DeadlineExceededError(f"{self._owner}: no new address list within {timeout}s")
+            if not self._cond.wait_for(self._news_or_closed, as_timeout(timeout, self._owner)):
+                raise DeadlineExceededError(
+                    f"{self._owner}: no new address list within {timeout:.3g}s"
+                )
             if self._closed:
                 raise BalancerClosedError(f"{self._owner}: balancer is closed")
             latest, self._latest = self._latest, None

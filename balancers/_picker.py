@@ -34,6 +34,7 @@ from naming.core import (
     Update,
     Watcher,
     WatcherClosedError,
+    as_timeout,
 )
 
 from ._balancer import Balancer, BalancerConfig, Down, PickInfo, Put
@@ -322,9 +323,9 @@ class PickerBalancer(Balancer):
         self, timeout: float | None, info: PickInfo | None
     ) -> tuple[Address, Put | None]:
         with self._cond:
-            if not self._cond.wait_for(self._ready_or_closed, timeout):
+            if not self._cond.wait_for(self._ready_or_closed, as_timeout(timeout, self.name)):
                 raise DeadlineExceededError(
-                    f"{self.name}: no address became ready within {timeout}s"
+                    f"{self.name}: no address became ready within {timeout:.3g}s"
                 )
             self._check_open()
             pick = self._current().pick

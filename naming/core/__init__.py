@@ -62,6 +62,7 @@ from ._records import (
 )
 from ._resolver import Resolver, Watcher
 from ._target import Target, parse_target
+from ._timeouts import as_timeout
 from ._types import Address, FrozenMap, Operation, Update
 from ._watch import QueueWatcher, SnapshotWatcher
 
@@ -105,6 +106,7 @@ __all__ = [
     "add_plugin",
     "apply_updates",
     "as_target",
+    "as_timeout",
     "available_backends",
     "available_balancers",
     "build_resolver",

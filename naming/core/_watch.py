@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from ..errors import NamingError, WatcherClosedError
 from ._resolver import Watcher
+from ._timeouts import as_timeout
 from ._types import Address, Operation, Update, updates_of
 
 __all__ = ["QueueWatcher", "SnapshotWatcher"]
@@ -33,7 +34,7 @@ class _BaseWatcher(Watcher):
         with self._cond:
             # wait_for() checks first, then waits out what is left of ``timeout`` (None: for
             # ever; zero or less: not at all); an empty batch means the time ran out.
-            self._cond.wait_for(self._settled, timeout)
+            self._cond.wait_for(self._settled, as_timeout(timeout, self._name))
             if self._closed:
                 raise WatcherClosedError(f"{self._name}: watcher is closed")
             if self._ready():
