@@ -133,3 +133,12 @@ class Balancer(ABC):
 
         A second call raises BalancerClosedError.
         """
+
+    @property
+    def resolver_error(self) -> BaseException | None:
+        """The last error of the resolver while the balancer works around it, else None.
+
+        The channel names it in the details of an UNAVAILABLE call (grpc-go's "last resolver
+        error"). PickerBalancer keeps its list and resolves again with backoff meanwhile.
+        """
+        return None

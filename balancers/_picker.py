@@ -32,14 +32,13 @@ from naming.core import (
     Operation,
     Resolver,
     Update,
-    Watcher,
-    WatcherClosedError,
     as_timeout,
 )
 
 from ._balancer import Balancer, BalancerConfig, Down, PickInfo, Put
 from ._notify import Notifications
 from ._ready import Joined, ReadyList
+from ._resolving import ResolverLoop
 from ._store import AddressStates, NoStates
 
 __all__ = ["Picker", "PickerBalancer", "PickerState"]
@@ -143,8 +142,7 @@ class PickerBalancer(Balancer):
         self._last_picker: Picker | None = None
         self._last_pick: PickFunction | None = None
         self._notifications = Notifications(self.name) if resolver is not None else None
-        self._watcher: Watcher | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: ResolverLoop | None = None
         self._started = False
         self._closed = False
         self.config = BalancerConfig()
@@ -201,11 +199,7 @@ class PickerBalancer(Balancer):
             if self._closed:
                 watcher.close()
                 raise BalancerClosedError(f"{self.name}: balancer is closed")
-            self._watcher = watcher
-            self._thread = threading.Thread(
-                target=self._watch, args=(watcher,), name=f"naming-watch-{self.name}", daemon=True
-            )
-            self._thread.start()
+            self._loop = ResolverLoop(self.name, self._resolver, target, watcher, self._take)
 
     def up(self, addr: Address) -> Down | None:
         with self._cond:
@@ -253,13 +247,11 @@ class PickerBalancer(Balancer):
             self._check_open()
             self._closed = True
             self._cond.notify_all()
-            watcher, thread = self._watcher, self._thread
+            loop = self._loop
         if self._notifications is not None:
             self._notifications.close()
-        if watcher is not None:
-            watcher.close()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT)
+        if loop is not None:
+            loop.close()
 
     @property
     def addresses(self) -> list[Address]:
@@ -335,22 +327,25 @@ class PickerBalancer(Balancer):
     def _ready_or_closed(self) -> bool:
         return self._closed or bool(self._ready)
 
-    def _watch(self, watcher: Watcher) -> None:
+    @property
+    def resolver_error(self) -> BaseException | None:
+        """The last error of the resolver's watcher while it is being resolved again, else None."""
+        loop = self._loop
+        return None if loop is None else loop.error
+
+    def _take(self, updates: list[Update], replace: bool) -> None:
+        """A batch from the resolver loop; ``replace``: a new watcher's whole set."""
         notifications = self._notifications
         assert notifications is not None
-        while True:
-            try:
-                updates = watcher.next()
-            except WatcherClosedError:
+        with self._cond:
+            if self._closed:
                 return
-            except Exception as exc:
-                log.warning("%s: the naming watcher stopped working: %s", self.name, exc)
-                return
-            with self._cond:
-                if self._closed:
-                    return
-                self._apply(updates)
-            notifications.publish_from(self._address_list)
+            if replace:
+                wanted = {u.address for u in updates if u.op is Operation.ADD}
+                gone = [Update.delete(a) for a in self._addrs if a not in wanted]
+                updates = gone + updates
+            self._apply(updates)
+        notifications.publish_from(self._address_list)
 
     def _address_list(self) -> list[Address]:
         with self._cond:

@@ -16,6 +16,7 @@ from backends.manual import ManualResolver
 from balancers import Balancer, Picker, PickerState, PickFirst, RoundRobin
 from naming import (
     Address,
+    BackendUnavailableError,
     BalancerClosedError,
     DeadlineExceededError,
     NamingError,
@@ -27,7 +28,7 @@ from naming import (
     Update,
     WatcherClosedError,
 )
-from tests.conftest import DEFAULT_TIMEOUT, SHORT_TIMEOUT
+from naming.testing import DEFAULT_TIMEOUT, SHORT_TIMEOUT, FakeChannel, wait_until
 
 A, B, C = Address("a:1"), Address("b:1"), Address("c:1")
 
@@ -223,27 +224,55 @@ class _FailingWatcher(QueueWatcher):
 
 
 class _FailingResolver(Resolver):
+    """Each resolve() gives a watcher that delivers one set, then gives up; the sets come from
+    ``sets`` in turn (the last one again once they run out); a None set: resolve() raises."""
+
+    def __init__(self, *sets: list[Address] | None) -> None:
+        self.sets = list(sets)
+        self.resolved = 0
+
     def resolve(self, target: Target | str) -> QueueWatcher:
-        return _FailingWatcher([Update.add(A)])
+        addresses = self.sets[min(self.resolved, len(self.sets) - 1)]
+        self.resolved += 1
+        if addresses is None:
+            raise BackendUnavailableError("test: the registry cannot be reached")
+        return _FailingWatcher([Update.add(a) for a in addresses])
 
 
-def test_a_watcher_that_cannot_recover_stops_the_watch_and_keeps_the_list(
+def test_a_watcher_that_cannot_recover_is_resolved_again_and_the_list_kept_meanwhile(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    balancer = RoundRobin(_FailingResolver())
-    with caplog.at_level(logging.WARNING, logger="balancers"):
+    resolver = _FailingResolver([A], None)
+    balancer = RoundRobin(resolver)
+    with caplog.at_level(logging.WARNING, logger="naming"):
         balancer.start("x")
         notifications = balancer.notify()
         assert notifications is not None
         assert notifications.get(timeout=DEFAULT_TIMEOUT) == [A]
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
-        while "stopped working" not in caplog.text and time.monotonic() < deadline:
-            time.sleep(0.005)
-    assert (
-        "round_robin: the naming watcher stopped working: test: the registry is gone" in caplog.text
+        wait_until(lambda: resolver.resolved >= 3, message="resolved again, twice")
+    assert "round_robin: the watcher of x failed (NamingError: test: the registry is gone" in (
+        caplog.text
     )
+    assert "round_robin: resolving x again failed: test: the registry cannot be reached" in (
+        caplog.text
+    )
+    assert isinstance(balancer.resolver_error, BackendUnavailableError)
+    assert balancer.addresses == [A]  # kept while the registry is away
     assert balancer.get()[0] == A
     balancer.close()
+    assert balancer.resolver_error is not None  # closing is not a success
+
+
+def test_a_new_watcher_replaces_the_list_so_addresses_gone_meanwhile_are_removed() -> None:
+    resolver = _FailingResolver([A, B], [B, C])
+    balancer = RoundRobin(resolver)
+    channel = FakeChannel(balancer)
+    balancer.start("x")
+    channel.wait_for_addresses([A, B])
+    channel.wait_for_addresses([B, C])
+    assert balancer.addresses == [B, C]
+    channel.close()
+    assert resolver.resolved >= 2
 
 
 # -- round_robin --------------------------------------------------------------------------------
