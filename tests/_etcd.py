@@ -9,7 +9,8 @@ Fixtures:
 * ``etcd_cluster``: a 3-member cluster of the test's own.
 
 When a test fails, the report gets a section per etcd member it used with the tail of that
-member's log (for the shared server, only what was logged since the test began).
+member's log (for the shared server, only what was logged since the test began), and one per
+naming.testing.process.ManagedProcess the test had as a fixture value (any real server of its own).
 """
 
 from __future__ import annotations
@@ -20,20 +21,27 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from naming.testing.etcd import EtcdCluster, EtcdServer
+from naming.testing.process import ManagedProcess
 
 LOG_LINES = 60
 
 _offsets = pytest.StashKey[dict[int, int]]()
 
 
-def _servers(item: pytest.Item) -> list[EtcdServer]:
-    found: list[EtcdServer] = []
+def _servers(item: pytest.Item) -> list[EtcdServer | ManagedProcess]:
+    found: list[EtcdServer | ManagedProcess] = []
     for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, EtcdServer):
+        if isinstance(value, (EtcdServer, ManagedProcess)):
             found.append(value)
         elif isinstance(value, EtcdCluster):
             found.extend(value.members)
     return list({id(s): s for s in found}.values())
+
+
+def _title(server: EtcdServer | ManagedProcess) -> str:
+    if isinstance(server, EtcdServer):
+        return f"etcd {server.name} {server.url} log {server.log_path}"
+    return f"{server.component} {server.name} ports {list(server.ports)} log {server.log_path}"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -50,9 +58,7 @@ def pytest_runtest_makereport(
         for server in servers:
             since = offsets.get(id(server), 0) if server is shared else 0
             tail = server.log_tail(LOG_LINES, since=since) or "(nothing logged during the test)"
-            report.sections.append(
-                (f"etcd {server.name} {server.url} log {server.log_path} ({call.when})", tail)
-            )
+            report.sections.append((f"{_title(server)} ({call.when})", tail))
     return report
 
 

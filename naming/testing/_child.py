@@ -61,7 +61,7 @@ _serials = itertools.count(1)
 
 
 def next_serial() -> int:
-    """A number that orders ManagedProcess objects by creation."""
+    """A number that orders ManagedProcess launches."""
     with _live_lock:
         return next(_serials)
 
@@ -77,7 +77,7 @@ def untrack(process: ManagedProcess) -> None:
 
 
 def live_processes() -> list[ManagedProcess]:
-    """The ManagedProcess objects whose child is running now (paused ones too), oldest first.
+    """The ManagedProcess objects whose child is running now (paused ones too), in launch order.
 
     Cheap (one non-blocking ``waitpid`` per listed process) and safe to call from any thread.
     """

@@ -17,8 +17,10 @@ block, or the interpreter exiting) leaves no etcd process behind::
         etcd.restart()
         assert etcd.get("/svc/a") == "10.0.0.1:50051"
 
-The code lives in private modules: :mod:`._etcd_process` (binaries, TLS files, ports, etcdctl runs),
-:mod:`._etcd_server` and :mod:`._etcd_cluster`; this module re-exports their public names.
+Each member is a :class:`naming.testing.process.ManagedProcess` (ports, process group, log file,
+finalizer). The code lives in private modules: :mod:`._etcd_process` (binaries, TLS files, etcdctl
+runs), :mod:`._etcd_server` and :mod:`._etcd_cluster`; this module re-exports their public names.
+:class:`EtcdError` is a :class:`~naming.testing.process.ProcessError`.
 """
 
 from __future__ import annotations

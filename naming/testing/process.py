@@ -143,7 +143,7 @@ class ManagedProcess(Closeable):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path if log_path is not None else self.workdir / f"{name}.log"
         self._log = LogFile(self.log_path)
-        self._serial = next_serial()
+        self._serial = 0  # set at each launch: live_processes() lists in launch order
         self._healthy_once = False
         self._paused = False
         self._closed = False
@@ -240,6 +240,7 @@ class ManagedProcess(Closeable):
                 start_new_session=True,  # a session and process group of its own
             )
         self._launched_at = time.monotonic()
+        self._serial = next_serial()
         track(self)
         logger.debug("%s: launched %s (pid %d)", self.component, self.name, self._child.proc.pid)
 
