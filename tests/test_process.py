@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from naming.testing import DEFAULT_TIMEOUT, SHORT_TIMEOUT, wait_until
+from naming.testing.etcd import EtcdError, EtcdServer
 from naming.testing.process import (
     ExitedEarlyError,
     ManagedProcess,
@@ -477,3 +478,24 @@ def test_a_failing_test_shows_the_log_of_its_process_fixture(tmp_path: Path) -> 
     report = result.stdout.split("failing on purpose", 1)[1]
     assert "process tiny ports [" in report
     assert "tiny: listening on " in report
+
+
+def test_the_public_names_of_the_module_exist() -> None:
+    from naming.testing import process
+
+    assert sorted(process.__all__) == sorted(set(process.__all__))
+    for name in process.__all__:
+        assert getattr(process, name) is not None
+
+
+def test_an_etcd_server_is_a_managed_process_the_leak_check_sees(etcd_private: EtcdServer) -> None:
+    pid = etcd_private.pid
+    assert pid is not None
+
+    def ours() -> list[ManagedProcess]:
+        return [p for p in live_processes() if p.pid == pid]
+
+    assert len(ours()) == 1 and repr(ours()[0]).startswith("<ManagedProcess e1 running pid=")
+    assert issubclass(EtcdError, ProcessError)
+    etcd_private.kill()
+    assert ours() == [] and etcd_private.pid is None
