@@ -444,8 +444,13 @@ def test_nothing_outlives_the_interpreter_that_started_it() -> None:
     )
     assert result.returncode == 0, result.stderr
     pid_text, workdir = result.stdout.split()
-    assert gone(int(pid_text))
-    assert not Path(workdir).exists()
+    pid = int(pid_text)
+    try:
+        assert gone(pid)
+        assert not Path(workdir).exists()
+    finally:
+        if not gone(pid):  # the check failed: do not leave the server behind as well
+            os.killpg(pid, signal.SIGKILL)
 
 
 def test_a_failing_test_shows_the_log_of_its_process_fixture(tmp_path: Path) -> None:
