@@ -35,8 +35,8 @@ def checked_ttl(ttl: object) -> float:
         or not MIN_TTL <= ttl <= MAX_TTL
     ):
         raise ValueError(
-            f"register: ttl must be a number of seconds from {MIN_TTL:g} to {MAX_TTL:g}, "
-            f"got {ttl!r}"
+            f"register: ttl must be a positive number of seconds, from {MIN_TTL:g} to "
+            f"{MAX_TTL:g}; got {ttl!r}"
         )
     return float(ttl)
 
