@@ -1,51 +1,49 @@
-"""Helpers for testing code that uses grpc-naming, and for testing plugins.
+"""Helpers for testing code that uses grpc-naming, and for testing plugins (docs/testing.md).
 
-* ``DEFAULT_TIMEOUT`` (for what must happen) and ``SHORT_TIMEOUT`` (to show that something does not).
-* :func:`wait_until`: poll a condition with a bounded wait.
+* ``DEFAULT_TIMEOUT`` (~10 s, for what must happen) and ``SHORT_TIMEOUT`` (~50 ms, to show that
+  something does not), and :func:`wait_until`, the one bounded wait.
+* :class:`LeakCheck`: the threads, subchannels and child processes a test left running; the pytest
+  fixture ``naming_leak_check`` (plugin ``naming.testing.leaks``) runs it after a test.
 * :class:`FakeChannel`: the channel side of a balancer without gRPC. It connects to every address the
   balancer notifies (calls ``up()``), forgets removed ones (calls ``down``), records every list, and
   offers ``wait_for_addresses`` and ``wait_for_round_robin``.
+* :func:`is_round_robin`: do picks rotate over the wanted addresses (weights by repetition)?
 * ``ManualResolver`` (from ``backends.manual``): the resolver whose updates a test pushes.
+
+Modules: :mod:`naming.testing.servers` (real gRPC servers on loopback, imports grpc),
+:mod:`naming.testing.etcd` (real etcd servers), :mod:`naming.testing.conformance` (the pytest plugin
+with the conformance suite of a backend).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from backends.manual import ManualResolver
-from naming.core import Address, BalancerClosedError, DeadlineExceededError
+from naming.core import Address, BalancerClosedError
+
+from ._leaks import LEAK_GRACE, LeakCheck, naming_thread
+from ._roundrobin import is_round_robin, round_robin_mismatch
+from ._wait import DEFAULT_TIMEOUT, SHORT_TIMEOUT, wait_until
 
 if TYPE_CHECKING:
     from balancers import Balancer, Down, Notifications
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "LEAK_GRACE",
     "SHORT_TIMEOUT",
     "FakeChannel",
+    "LeakCheck",
     "ManualResolver",
+    "is_round_robin",
+    "naming_thread",
+    "round_robin_mismatch",
     "wait_until",
 ]
-
-DEFAULT_TIMEOUT = 10.0
-SHORT_TIMEOUT = 0.05
-
-
-def wait_until(
-    condition: Callable[[], bool],
-    timeout: float = DEFAULT_TIMEOUT,
-    message: str = "condition",
-    interval: float = 0.005,
-) -> None:
-    """Return once ``condition()`` is true; raise DeadlineExceededError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise DeadlineExceededError(f"testing: {message} not met within {timeout}s")
-        time.sleep(interval)
 
 
 class FakeChannel:
@@ -102,15 +100,17 @@ class FakeChannel:
     def wait_for_round_robin(
         self, expected: Sequence[Address | str], timeout: float = DEFAULT_TIMEOUT
     ) -> None:
-        """Wait until fail-fast picks cycle over exactly ``expected``, each once per round."""
-        want = {Address.of(a) for a in expected}
+        """Wait until two rounds of fail-fast picks rotate over ``expected`` (:func:`is_round_robin`).
 
-        def one_clean_round() -> bool:
-            picks = [self.balancer.get()[0] for _ in range(len(want))]
-            again = [self.balancer.get()[0] for _ in range(len(want))]
-            return set(picks) == want and len(set(picks)) == len(want) and picks == again
+        An address listed twice in ``expected`` must be picked twice per round.
+        """
+        want = [Address.of(a) for a in expected]
 
-        wait_until(one_clean_round, timeout, f"round robin over {sorted(a.addr for a in want)}")
+        def two_clean_rounds() -> bool:
+            picks = [self.balancer.get()[0] for _ in range(2 * len(want))]
+            return is_round_robin(want, picks)
+
+        wait_until(two_clean_rounds, timeout, f"round robin over {[a.addr for a in want]}")
 
     def close(self) -> None:
         with contextlib.suppress(BalancerClosedError):

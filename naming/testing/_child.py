@@ -38,8 +38,8 @@ logger = logging.getLogger("naming.testing.process")
 def default_timeout(timeout: float | None) -> float:
     if timeout is not None:
         return timeout
-    # Read at call time: the package's __init__ may import this module before it defines it.
-    from . import DEFAULT_TIMEOUT
+    # From the module that defines it, not the package: the package's __init__ imports this one.
+    from ._wait import DEFAULT_TIMEOUT
 
     return DEFAULT_TIMEOUT
 
