@@ -8,6 +8,7 @@ as ``manual:///svc``: ``naming.resolve``, ``naming.register`` and ``naming.dial`
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,6 +46,8 @@ class ManualResolver(Resolver):
         self._addresses: list[Address] = list(dict.fromkeys(map(Address.of, initial)))
         self._watchers: list[QueueWatcher] = []
         self._closed = False
+        self._registered: Counter[Address] = Counter()  # live registrations of each address
+        self._registered_lock = threading.Lock()
         self.name = name
         if name is not None:
             with _published_lock:
@@ -133,13 +136,31 @@ class ManualResolver(Resolver):
         if self._closed:
             raise NamingError("manual: resolver is closed")
 
+    def _count_registration(self, address: Address, change: int) -> None:
+        """One registration of ``address`` more (+1) or less (-1): the first adds the address,
+        the last one to go deletes it, so that there is one record per address registered."""
+        with self._registered_lock:
+            count = self._registered[address] + change
+            if count == 1 and change > 0:
+                self.update([Update.add(address)])
+            elif count == 0:
+                self.update([Update.delete(address)])
+            if count:
+                self._registered[address] = count
+            else:
+                del self._registered[address]
+
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
         return f"<ManualResolver{label} {len(self._addresses)} addresses>"
 
 
 class ManualRegistration(Registration):
-    """Adds an address to a published manual resolver; ``close()`` deletes it again."""
+    """Adds an address to a published manual resolver; ``close()`` deletes it again.
+
+    Registrations of one address share its one record: the first adds it, the last one closed or
+    paused deletes it.
+    """
 
     def __init__(self, resolver: ManualResolver, address: Address) -> None:
         self.address = address
@@ -147,7 +168,7 @@ class ManualRegistration(Registration):
         self._lock = threading.Lock()
         self._closed = False
         self._paused = False
-        resolver.update([Update.add(address)])
+        resolver._count_registration(address, +1)
 
     @property
     def closed(self) -> bool:
@@ -159,21 +180,21 @@ class ManualRegistration(Registration):
                 return
             self._closed = True
             if not self._paused:
-                self._resolver.update([Update.delete(self.address)])
+                self._resolver._count_registration(self.address, -1)
 
     def pause(self) -> None:
         with self._lock:
             self._check_open()
             if not self._paused:
                 self._paused = True
-                self._resolver.update([Update.delete(self.address)])
+                self._resolver._count_registration(self.address, -1)
 
     def resume(self) -> None:
         with self._lock:
             self._check_open()
             if self._paused:
                 self._paused = False
-                self._resolver.update([Update.add(self.address)])
+                self._resolver._count_registration(self.address, +1)
 
     def _check_open(self) -> None:
         if self._closed:
