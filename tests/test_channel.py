@@ -17,6 +17,7 @@ import naming
 from balancers import DoneInfo, RoundRobin
 from naming import Address, SnapshotWatcher, Update
 
+from ._balanced import balanced_channel
 from ._grpcservers import (
     COUNT,
     DEFAULT_TIMEOUT,
@@ -391,13 +392,7 @@ class Recording(RoundRobin):
 
 
 def recording_channel(harness: Harness, *servers: Any) -> tuple[Recording, Any]:
-    target = "static:///" + ",".join(server.address for server in servers)
-    balancer = Recording(naming.build_resolver(target))
-    balancer.start(target)
-    channel = harness.adopt(naming.BalancedChannel(target, balancer))
-    for server in servers:
-        wait_for_state(channel, server.address, READY)
-    return balancer, channel
+    return balanced_channel(harness, Recording, *servers)
 
 
 def test_put_receives_the_outcome_of_every_call(harness: Harness) -> None:

@@ -21,7 +21,7 @@ from balancers import DoneInfo, RoundRobin
 from bench._server import SLOW
 from bench._servers import ChildServer, child_servers
 from naming import Address
-from naming.channel._calls import unsent
+from naming.channel._policy import unsent
 
 from ._grpcservers import DEFAULT_TIMEOUT, wait_for_state, wait_until
 

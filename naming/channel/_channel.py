@@ -2,14 +2,16 @@
 
 grpcio cannot host a balancer written in Python, so this channel does what grpc-go's legacy
 ``ClientConn`` did around a v1 ``Balancer``: a thread (``naming-channel-N``) reads the balancer's
-``notify()`` lists and keeps one pick_first subchannel per address (:mod:`naming.channel._subchannels`); each
-call asks ``balancer.get()`` for an address, runs grpc's own multicallable on that address's
-subchannel with what is left of its deadline, and reports the outcome to ``put``. The calls and
-``CallError`` live in :mod:`naming.channel._calls`.
+``notify()`` lists and keeps one pick_first subchannel per address
+(:mod:`naming.channel._subchannels`); each call asks ``balancer.get()`` for an address
+(:meth:`BalancedChannel.pick`), runs grpc's own multicallable on that address's subchannel with
+what is left of its deadline, and reports the outcome to ``put``, as the call policy decides
+(:mod:`naming.channel._policy`). The calls live in :mod:`naming.channel._calls`.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import threading
@@ -19,26 +21,13 @@ from typing import Any
 
 import grpc
 
-from balancers import Balancer, Notifications, Put
-from naming.core import (
-    Address,
-    BalancerClosedError,
-    Closeable,
-    DeadlineExceededError,
-    NoAddressAvailableError,
-    Resolver,
-)
+from balancers import Balancer, Notifications, PickInfo, Put
+from naming.core import Address, BalancerClosedError, Closeable, DeadlineExceededError, Resolver
 
-from ._calls import (
-    CallError,
-    StreamStream,
-    StreamUnary,
-    UnaryStream,
-    UnaryUnary,
-    closed_error,
-    idempotent_methods,
-    report,
-)
+from ._attempt import abandon
+from ._calls import StreamStream, StreamUnary, UnaryStream, UnaryUnary
+from ._errors import CallError, closed_error
+from ._policy import PICK_ERRORS, CallPolicy, idempotent_methods, resync_wait, within
 from ._subchannel import Subchannel
 from ._subchannels import Subchannels
 
@@ -49,10 +38,28 @@ log = logging.getLogger(__name__)
 Code = grpc.StatusCode
 
 DRAIN_GRACE = 5.0  # seconds the calls of a removed address may still run before it is closed
-_RESYNC_WAIT = 0.1  # how long a pick waits for the subchannels to catch up with the balancer
-_FAIL_FAST_PICKS = 3  # picks a fail-fast call makes before a missing subchannel fails it
 _JOIN_TIMEOUT = 5.0
 _ids = itertools.count(1)
+
+Get = Callable[..., tuple[Address, Put | None]]
+
+
+def _get_function(balancer: Balancer) -> Get:
+    """``balancer.get``, or for a balancer written before ``get()`` took the call's ``info``, a
+    function that drops it: balancers of that shape keep working."""
+    get = balancer.get
+    try:
+        inspect.signature(get).bind(blocking_wait=False, timeout=None, info=None)
+    except TypeError:
+        log.debug("channel: %r.get() takes no info; the channel does not pass it", balancer)
+
+        def legacy(*, blocking_wait: bool, timeout: float | None, info: PickInfo) -> Any:
+            return get(blocking_wait=blocking_wait, timeout=timeout)
+
+        return legacy
+    except ValueError:  # no signature to read (a builtin): trust the documented shape
+        pass
+    return get
 
 
 class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is untyped
@@ -83,6 +90,7 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
         self._idempotent_methods, self._idempotent_services = idempotent_methods(idempotent)
         self.target = target
         self._balancer = balancer
+        self._get = _get_function(balancer)
         self._resolver = resolver
         self._closed = False
         self._closed_event = threading.Event()
@@ -257,13 +265,19 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
     # -- picking ------------------------------------------------------------------------------
 
     def pick(
-        self, wait_for_ready: bool, deadline: float | None, *, block: bool = True
+        self,
+        policy: CallPolicy,
+        info: PickInfo,
+        wait: bool,
+        deadline: float | None,
+        block: bool = True,
     ) -> tuple[Subchannel, Put | None] | None:
         """The subchannel for one call, counted in (the caller must ``release()`` it), and ``put``.
 
-        Raises CallError: UNAVAILABLE (no address; or fail-fast and no subchannel for the one
-        picked), DEADLINE_EXCEEDED (``deadline`` passed while waiting), CANCELLED (closed channel).
-        With ``block=False`` it returns None where it would wait.
+        Asks ``balancer.get(blocking_wait=wait, timeout=<what is left>, info=info)``. A picked
+        address with no subchannel (the balancer is ahead of the list) is abandoned (no call ran
+        there) and, as ``policy`` decides, picked again once the list catches up. Raises the
+        CallError ``policy`` gives up with; with ``block=False``, returns None where it would wait.
         """
         picks = 0
         while True:
@@ -271,39 +285,29 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
                 raise closed_error()
             if not block:
                 timeout: float | None = 0.0
-            elif deadline is None:
-                timeout = None
-            else:
-                timeout = deadline - time.monotonic()
+            else:  # what is left (0 or less once it has passed); inline: every call comes here
+                timeout = None if deadline is None else deadline - time.monotonic()
             try:
-                address, put = self._balancer.get(blocking_wait=wait_for_ready, timeout=timeout)
-            except NoAddressAvailableError as exc:
-                raise CallError(Code.UNAVAILABLE, str(exc)) from None
-            except DeadlineExceededError as exc:
-                if not block:
+                address, put = self._get(blocking_wait=wait, timeout=timeout, info=info)
+            except PICK_ERRORS as exc:
+                error = policy.pick_failed(exc, block)
+                if error is None:
                     return None
-                raise CallError(Code.DEADLINE_EXCEEDED, str(exc)) from None
-            except BalancerClosedError:
-                raise closed_error() from None
+                raise error from None
             subchannel = self._subchannels.current.get(address)  # every call: no method call
             if subchannel is not None and subchannel.acquire():
                 return subchannel, put
-            # The balancer is ahead of the subchannels: an address was just added or removed.
-            error = CallError(Code.UNAVAILABLE, f"channel: no connection to {address.addr}")
-            report(put, error.code(), 0.0, error)
+            abandon(put)
             picks += 1
-            if not wait_for_ready and picks >= _FAIL_FAST_PICKS:
+            error = policy.unusable(address, wait, picks)
+            if error is not None:
                 raise error
             if not block:
                 return None
-            wait = (
-                _RESYNC_WAIT if deadline is None else min(_RESYNC_WAIT, deadline - time.monotonic())
-            )
-            self._subchannels.wait_for(address, wait)
+            self._subchannels.wait_for(address, resync_wait(deadline))
 
     def pause(self, seconds: float, deadline: float | None) -> None:
         """Sleep ``seconds`` (never past ``deadline``); wake early when the channel closes."""
-        if deadline is not None:
-            seconds = min(seconds, deadline - time.monotonic())
+        seconds = within(seconds, deadline)
         if seconds > 0:
             self._closed_event.wait(seconds)

@@ -47,8 +47,8 @@ def dial(
     """
     from balancers import BalancerConfig, create
 
-    from ._calls import idempotent_methods
     from ._channel import BalancedChannel
+    from ._policy import idempotent_methods
 
     if not isinstance(idempotent, str | bytes):  # a str is refused below, not read as characters
         idempotent = tuple(idempotent)
