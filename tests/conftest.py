@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from naming import core as _plugins
+from naming.testing import DEFAULT_TIMEOUT, SHORT_TIMEOUT, LeakCheck
+
+# the kit's timeouts, for the tests that import them from here
+__all__ = ["DEFAULT_TIMEOUT", "SHORT_TIMEOUT"]
 
 pytest_plugins = [
-    "tests._etcd"
-]  # real etcd servers: etcd_server, etcd_prefix, etcd_private, etcd_cluster
-
-# Two timeouts (grpc-go style): long for what must happen, short to show that something does not.
-DEFAULT_TIMEOUT = 10.0
-SHORT_TIMEOUT = 0.05
-
-LEAK_GRACE = 5.0
-
-
-def _our_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("naming-") and t.is_alive()]
+    "tests._etcd",  # real etcd servers: etcd_server, etcd_prefix, etcd_private, etcd_cluster
+    "naming.testing.leaks",  # naming_leak_check
+    "naming.testing.conformance",  # the conformance suite of a backend
+    "pytester",  # runs pytest inside a test, for the tests of the conformance plugin
+]
 
 
 @pytest.fixture(autouse=True)
-def leak_check() -> Iterator[None]:
+def leak_check(naming_leak_check: LeakCheck) -> LeakCheck:
     """Fail a test that leaves a watcher, balancer or channel thread of ours running."""
-    before = set(_our_threads())
-    yield
-    deadline = time.monotonic() + LEAK_GRACE
-    leaked = [t for t in _our_threads() if t not in before]
-    while leaked and time.monotonic() < deadline:
-        time.sleep(0.01)
-        leaked = [t for t in _our_threads() if t not in before]
-    if leaked:
-        pytest.fail(f"threads still running after the test: {sorted(t.name for t in leaked)}")
+    return naming_leak_check
 
 
 @pytest.fixture
