@@ -161,6 +161,7 @@ class _StreamResponse(_Method):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> Any:
+        """The response iterator and ``grpc.Call`` of the stream, or the CallError of its pick."""
         policy = self._policy
         deadline, wait, sent_wait = policy.start(timeout, wait_for_ready)
         try:
