@@ -29,6 +29,7 @@ from naming.core import (
 
 from ._conformance_driver import CAPABILITIES, RegistryDriver
 from ._conformance_follow import Follower
+from ._leaks import LeakCheck
 from ._wait import DEFAULT_TIMEOUT, SHORT_TIMEOUT
 
 __all__ = ["CHECK_ATTRIBUTE", "BackendConformance", "CheckSpec", "check", "check_needs"]
@@ -100,22 +101,32 @@ class BackendConformance:
     driver_class: ClassVar[type[RegistryDriver]]
     driver: RegistryDriver
 
-    @pytest.fixture(autouse=True)
-    def _naming_conformance(self, request: pytest.FixtureRequest) -> Iterator[None]:
+    @pytest.fixture
+    def _naming_conformance_plugin(self, request: pytest.FixtureRequest) -> None:
+        """Fails first, with what to write, when the plugin is not active."""
         if not request.config.pluginmanager.has_plugin(PLUGIN):
             pytest.fail(
                 f"conformance: add pytest_plugins = [{PLUGIN!r}] to your conftest.py",
                 pytrace=False,
             )
-        request.getfixturevalue("naming_leak_check")  # set up first, so checked after the driver
-        driver = request.getfixturevalue("naming_registry_driver")
-        if not isinstance(driver, self.driver_class):
+
+    @pytest.fixture(autouse=True)
+    def _naming_conformance(
+        self,
+        _naming_conformance_plugin: None,
+        naming_leak_check: LeakCheck,  # before the driver: checked once the driver is closed
+        naming_registry_driver: RegistryDriver,
+    ) -> Iterator[None]:
+        # Parameters, not getfixturevalue(): pytest then sets up the session fixtures the driver
+        # needs before the leak check looks at what runs, instead of in the middle of the check.
+        if not isinstance(naming_registry_driver, self.driver_class):
             pytest.fail(
-                f"conformance: naming_registry_driver gave a {type(driver).__name__}, not the "
-                f"{self.driver_class.__name__} that {type(self).__name__} declares",
+                f"conformance: naming_registry_driver gave a "
+                f"{type(naming_registry_driver).__name__}, not the {self.driver_class.__name__} "
+                f"that {type(self).__name__} declares",
                 pytrace=False,
             )
-        self.driver = driver
+        self.driver = naming_registry_driver
         self._opened: list[Watcher | Registration] = []
         yield
         for item in reversed(self._opened):
@@ -302,7 +313,7 @@ class BackendConformance:
 
     # -- registration --------------------------------------------------------------------------
 
-    @check("register")
+    @check("register", "updates")
     def test_one_record_per_live_registration(self) -> None:
         follower = self.follow()
         follower.first()
@@ -316,7 +327,7 @@ class BackendConformance:
         follower.quiet()
         assert first.closed and second.closed
 
-    @check("register")
+    @check("register", "updates")
     def test_closing_a_registration_removes_its_record(self) -> None:
         metadata = {"zone": "z1"} if "metadata" in self.driver.capabilities else None
         follower = self.follow()
@@ -331,7 +342,7 @@ class BackendConformance:
         registration.close()  # idempotent
         follower.quiet()
 
-    @check("register")
+    @check("register", "updates")
     def test_pause_takes_the_record_out_and_resume_puts_it_back(self) -> None:
         follower = self.follow()
         follower.first()
@@ -372,7 +383,7 @@ class BackendConformance:
         self.driver.put("d", A5)  # and the watch goes on
         follower.expect(add(A5))
 
-    @check("register", "outage")
+    @check("register", "updates", "outage")
     def test_a_registration_outlives_an_outage(self) -> None:
         follower = self.follow()
         follower.first()
