@@ -9,8 +9,7 @@ import grpc
 
 import naming
 from balancers import Balancer
-
-from ._grpcservers import EchoServer, Harness, wait_for_state
+from naming.testing.servers import EchoServer, Harness, wait_for_state
 
 __all__ = ["balanced_channel"]
 

@@ -20,21 +20,10 @@ from naming.channel._attempt import start_attempt
 from naming.channel._errors import CallError
 from naming.channel._policy import FAIL_FAST_PICKS, CallPolicy, remaining, resync_wait
 from naming.channel._subchannel import Subchannel
+from naming.testing import DEFAULT_TIMEOUT, SHORT_TIMEOUT, wait_until
+from naming.testing.servers import COUNT, ECHO, FAIL, HOLD, PORT, PORTS, Harness, wait_for_state
 
 from ._balanced import balanced_channel
-from ._grpcservers import (
-    COUNT,
-    DEFAULT_TIMEOUT,
-    ECHO,
-    FAIL,
-    HOLD,
-    PORT,
-    PORTS,
-    SHORT_TIMEOUT,
-    Harness,
-    wait_for_state,
-    wait_until,
-)
 
 Code = grpc.StatusCode
 READY = grpc.ChannelConnectivity.READY
@@ -285,6 +274,22 @@ def test_a_call_refused_by_grpc_is_abandoned_and_cancelled(harness: Harness) -> 
     outcome = start_attempt(subchannel, put, lambda: subchannel.multicallable(spec).future(b""))
     assert isinstance(outcome, CallError) and outcome.code() is Code.CANCELLED
     assert (put.infos, put.abandoned, subchannel.in_flight) == ([], 1, 0)
+
+
+def test_a_call_grpc_refuses_for_its_arguments_raises_and_abandons_its_pick(
+    harness: Harness,
+) -> None:
+    (server,) = harness.start_servers(1)
+    balancer, channel = recording(harness, server)
+    method = channel.unary_unary(PORT)
+    bad = [("x",)]  # not a (key, value) pair: grpc raises ValueError before the call starts
+    with pytest.raises(ValueError):
+        method(b"", timeout=DEFAULT_TIMEOUT, metadata=bad)
+    with pytest.raises(ValueError):
+        method.future(b"", timeout=DEFAULT_TIMEOUT, metadata=bad)
+    assert [(len(put.infos), put.abandoned) for put in balancer.puts] == [(0, 1)] * 2
+    assert server.calls == 0
+    assert channel.subchannels()[Address(server.address)].in_flight == 0
 
 
 def test_a_channel_closed_during_the_pick_abandons_it(harness: Harness) -> None:

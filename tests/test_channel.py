@@ -16,22 +16,20 @@ import pytest
 import naming
 from balancers import DoneInfo, RoundRobin
 from naming import Address, SnapshotWatcher, Update
-
-from ._balanced import balanced_channel
-from ._grpcservers import (
+from naming.testing import DEFAULT_TIMEOUT, SHORT_TIMEOUT, wait_until
+from naming.testing.servers import (
     COUNT,
-    DEFAULT_TIMEOUT,
     ECHO,
     FAIL,
     HOLD,
     PORT,
     PORTS,
-    SHORT_TIMEOUT,
     Harness,
     call_port,
     wait_for_state,
-    wait_until,
 )
+
+from ._balanced import balanced_channel
 
 READY = grpc.ChannelConnectivity.READY
 

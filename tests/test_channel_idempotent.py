@@ -22,8 +22,8 @@ from bench._server import SLOW
 from bench._servers import ChildServer, child_servers
 from naming import Address
 from naming.channel._policy import unsent
-
-from ._grpcservers import DEFAULT_TIMEOUT, wait_for_state, wait_until
+from naming.testing import DEFAULT_TIMEOUT, wait_until
+from naming.testing.servers import wait_for_state
 
 Code = grpc.StatusCode
 READY = grpc.ChannelConnectivity.READY

@@ -17,17 +17,8 @@ import grpc
 import pytest
 
 from naming import Update
-
-from ._grpcservers import (
-    DEFAULT_TIMEOUT,
-    SHORT_TIMEOUT,
-    EchoServer,
-    Harness,
-    call_port,
-    wait_for_server,
-    wait_for_state,
-    wait_until,
-)
+from naming.testing import DEFAULT_TIMEOUT, SHORT_TIMEOUT, wait_until
+from naming.testing.servers import EchoServer, Harness, call_port, wait_for_server, wait_for_state
 
 READY = grpc.ChannelConnectivity.READY
 Code = grpc.StatusCode

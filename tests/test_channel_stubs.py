@@ -18,7 +18,8 @@ from typing import Any
 import grpc
 import pytest
 
-from ._grpcservers import DEFAULT_TIMEOUT, EchoServer, Harness, wait_for_state
+from naming.testing import DEFAULT_TIMEOUT
+from naming.testing.servers import EchoServer, Harness, wait_for_state
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "helloworld"
 READY = grpc.ChannelConnectivity.READY

@@ -16,8 +16,8 @@ from backends.manual import ManualResolver
 from naming import Update
 from naming.testing import DEFAULT_TIMEOUT
 from naming.testing.etcd import EtcdServer
+from naming.testing.servers import PORT, EchoServer
 from tests._etcd_helpers import Follower
-from tests._grpcservers import PORT, EchoServer
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "helloworld"
 
