@@ -10,8 +10,6 @@ import pytest
 
 from naming.testing.conformance import CAPABILITIES, RegistryDriver
 
-pytest_plugins = ["pytester"]
-
 RUN_TIMEOUT = 120  # seconds for one child pytest run
 
 SLOPPY = '''

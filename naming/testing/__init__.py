@@ -11,8 +11,10 @@
 * ``ManualResolver`` (from ``backends.manual``): the resolver whose updates a test pushes.
 
 Modules: :mod:`naming.testing.servers` (real gRPC servers on loopback, imports grpc),
-:mod:`naming.testing.etcd` (real etcd servers), :mod:`naming.testing.conformance` (the pytest plugin
-with the conformance suite of a backend).
+:mod:`naming.testing.process` (a real server's child process), :mod:`naming.testing.etcd` (real
+etcd servers), :mod:`naming.testing.proxy` (a TCP proxy to cut: partitions), and two pytest
+plugins: :mod:`naming.testing.leaks` (the leak check fixture) and :mod:`naming.testing.conformance`
+(the conformance suite of a backend).
 """
 
 from __future__ import annotations
