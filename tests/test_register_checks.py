@@ -82,7 +82,9 @@ def test_this_hosts_address_skips_loopback_and_brackets_ipv6() -> None:
 
 @pytest.mark.parametrize("ttl", [0, -1, 0.5, 86_401, 1e20, float("inf"), float("nan"), True, "10"])
 def test_a_ttl_out_of_bounds_is_refused(published: ManualResolver, ttl: object) -> None:
-    with pytest.raises(ValueError, match="ttl must be a positive number of seconds, from 1 to 86400"):
+    with pytest.raises(
+        ValueError, match="ttl must be a positive number of seconds, from 1 to 86400"
+    ):
         naming.register("manual:///checked", "10.0.0.1:1", ttl=ttl)  # type: ignore[arg-type]
     assert published.addresses == []
 
