@@ -276,6 +276,22 @@ def test_a_call_refused_by_grpc_is_abandoned_and_cancelled(harness: Harness) -> 
     assert (put.infos, put.abandoned, subchannel.in_flight) == ([], 1, 0)
 
 
+def test_a_call_grpc_refuses_for_its_arguments_raises_and_abandons_its_pick(
+    harness: Harness,
+) -> None:
+    (server,) = harness.start_servers(1)
+    balancer, channel = recording(harness, server)
+    method = channel.unary_unary(PORT)
+    bad = [("x",)]  # not a (key, value) pair: grpc raises ValueError before the call starts
+    with pytest.raises(ValueError):
+        method(b"", timeout=DEFAULT_TIMEOUT, metadata=bad)
+    with pytest.raises(ValueError):
+        method.future(b"", timeout=DEFAULT_TIMEOUT, metadata=bad)
+    assert [(len(put.infos), put.abandoned) for put in balancer.puts] == [(0, 1)] * 2
+    assert server.calls == 0
+    assert channel.subchannels()[Address(server.address)].in_flight == 0
+
+
 def test_a_channel_closed_during_the_pick_abandons_it(harness: Harness) -> None:
     (server,) = harness.start_servers(1)
     balancer, channel = recording(harness, server)

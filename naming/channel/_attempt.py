@@ -48,19 +48,17 @@ def abandon(put: Put | None) -> None:
 def start_attempt(subchannel: Subchannel, put: Put | None, begin: Callable[[], Any]) -> Any:
     """``begin()``, which starts grpc's call on ``subchannel``; a CallError when grpc refuses.
 
-    A call grpc refuses (its subchannel was closed under it: the channel is closing) never ran:
-    ``put`` is abandoned and the outcome is CANCELLED. Whatever else ``begin()`` raises is raised,
-    ``put`` abandoned too.
+    A call grpc refuses (ValueError: its subchannel was closed under it, the channel is closing)
+    never ran: ``put`` is abandoned and the outcome is CANCELLED. Whatever else ``begin()`` raises
+    (bad arguments) is raised, ``put`` abandoned too.
     """
     try:
         return begin()
-    except ValueError:
+    except BaseException as exc:
         subchannel.release()
         abandon(put)
-        return closed_error()
-    except BaseException:
-        subchannel.release()
-        abandon(put)
+        if isinstance(exc, ValueError) and subchannel.closed:
+            return closed_error()
         raise
 
 

@@ -91,11 +91,10 @@ class _UnaryResponse(_Method):
                 delay = policy.after(exc, wait, attempts)
                 if delay is None:
                     raise
-            except ValueError:  # grpc refuses a closed subchannel: the channel is closing
+            except BaseException as exc:  # the call did not run
                 abandon(put)
-                raise closed_error() from None
-            except BaseException:  # the call did not run
-                abandon(put)
+                if isinstance(exc, ValueError) and subchannel.closed:  # the channel is closing
+                    raise closed_error() from None
                 raise
             else:
                 if put is not None:
