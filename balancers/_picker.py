@@ -43,7 +43,6 @@ from ._store import AddressStates, NoStates
 
 __all__ = ["Picker", "PickerBalancer", "PickerState"]
 
-log = logging.getLogger(__name__)
 
 _JOIN_TIMEOUT = 5.0
 
@@ -143,6 +142,7 @@ class PickerBalancer(Balancer):
         self._last_pick: PickFunction | None = None
         self._notifications = Notifications(self.name) if resolver is not None else None
         self._loop: ResolverLoop | None = None
+        self._log = logging.getLogger(f"naming.balancers.{self.name or type(self).__name__}")
         self._started = False
         self._closed = False
         self.config = BalancerConfig()
@@ -199,7 +199,9 @@ class PickerBalancer(Balancer):
             if self._closed:
                 watcher.close()
                 raise BalancerClosedError(f"{self.name}: balancer is closed")
-            self._loop = ResolverLoop(self.name, self._resolver, target, watcher, self._take)
+            self._loop = ResolverLoop(
+                self.name, self._resolver, target, watcher, self._take, logger=self._log
+            )
 
     def up(self, addr: Address) -> Down | None:
         with self._cond:
@@ -275,7 +277,7 @@ class PickerBalancer(Balancer):
                 self._unready(addr, self._addrs[addr])
                 self._changed(ready=True)
         if err is not None:
-            log.debug("%s: %s went down: %s", self.name, addr.addr, err)
+            self._log.debug("%s: %s went down: %s", self.name, addr.addr, err)
 
     def _unready(self, addr: Address, position: int) -> None:
         self._up.discard(addr)
@@ -345,6 +347,16 @@ class PickerBalancer(Balancer):
                 gone = [Update.delete(a) for a in self._addrs if a not in wanted]
                 updates = gone + updates
             self._apply(updates)
+            if self._log.isEnabledFor(logging.DEBUG):
+                added = sum(u.op is Operation.ADD for u in updates)
+                self._log.debug(
+                    "%s: resolver update: %d ADD, %d DELETE%s; %d listed",
+                    self.name,
+                    added,
+                    len(updates) - added,
+                    " (a new watcher's whole set)" if replace else "",
+                    len(self._addrs),
+                )
         notifications.publish_from(self._address_list)
 
     def _address_list(self) -> list[Address]:
@@ -357,7 +369,7 @@ class PickerBalancer(Balancer):
             address = update.address
             if update.op is Operation.ADD:
                 if address in self._addrs:
-                    log.info("%s: wanted to add an existing address %s", self.name, address)
+                    self._log.info("%s: wanted to add an existing address %s", self.name, address)
                     continue
                 self._list(address)
             else:

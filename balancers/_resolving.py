@@ -17,7 +17,6 @@ from naming.core import Backoff, Resolver, Update, Watcher, WatcherClosedError
 
 __all__ = ["ResolverLoop"]
 
-log = logging.getLogger("naming.balancers")
 
 _JOIN_TIMEOUT = 5.0
 RESOLVE_BACKOFF = (0.1, 5.0)  # first and longest pause before resolving again
@@ -42,12 +41,14 @@ class ResolverLoop:
         apply: Apply,
         *,
         backoff: Backoff | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         self._name = name
         self._resolver = resolver
         self._target = target
         self._apply = apply
         self._backoff = backoff or Backoff(*RESOLVE_BACKOFF)
+        self._log = logger or logging.getLogger("naming.balancers")
         self._lock = threading.Lock()
         self._watcher: Watcher | None = watcher
         self._stopping = threading.Event()
@@ -89,7 +90,7 @@ class ResolverLoop:
 
     def _failed(self, watcher: Watcher, error: BaseException) -> None:
         self.error = error
-        log.warning(
+        self._log.warning(
             "%s: the watcher of %s failed (%s: %s); keeping the last addresses and resolving again",
             self._name,
             self._target,
@@ -99,7 +100,7 @@ class ResolverLoop:
         try:
             watcher.close()
         except Exception:
-            log.debug("%s: closing the failed watcher raised", self._name, exc_info=True)
+            self._log.debug("%s: closing the failed watcher raised", self._name, exc_info=True)
 
     def _resolve_again(self) -> bool:
         """Wait a backoff, then a new watcher; True once there is one (its first batch replaces)."""
@@ -108,7 +109,9 @@ class ResolverLoop:
                 watcher = self._resolver.resolve(self._target)
             except Exception as exc:
                 self.error = exc
-                log.warning("%s: resolving %s again failed: %s", self._name, self._target, exc)
+                self._log.warning(
+                    "%s: resolving %s again failed: %s", self._name, self._target, exc
+                )
                 continue
             with self._lock:
                 if self._stopping.is_set():

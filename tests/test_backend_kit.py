@@ -27,7 +27,7 @@ from naming.testing import wait_until
 from tests.conftest import DEFAULT_TIMEOUT, SHORT_TIMEOUT
 
 A, B, C, D = (Address(f"10.0.0.{i}:80") for i in range(1, 5))
-LOOP_LOGGER = "naming.core._loop"
+LOOP_LOGGER = "naming.watch"
 
 # -- a registry and its watcher --------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from ._watch import SnapshotWatcher
 
 __all__ = ["RegistryWatcher"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("naming.watch")
 
 
 class RegistryWatcher(SnapshotWatcher):

@@ -42,7 +42,7 @@ __all__ = [
     "set_registry",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("naming.plugins")
 
 hookimpl = pluggy.HookimplMarker("naming")
 

@@ -8,10 +8,13 @@ Address. Adding one is one line::
 
     CODEC = RecordCodec().with_format("Addr", decode_endpoints_manager)
 
-A value that is not a record raises ValueError saying why; ``RecordSkipper`` turns that into "skip
-the key, with one warning, until it holds a record again". ``decode_many`` reads thousands of values
-at once (a snapshot): it matches the values ``encode_record`` writes with one regular expression and
-freezes each distinct metadata text once.
+A value that is not a record raises ValueError saying why, and nothing else, whatever the bytes:
+JSON nested more than 64 levels deep is refused (it would exhaust Python's recursion limit in the
+parser or in the metadata's freezing), and an exception other than ValueError from a plugged
+format's decoder becomes a ValueError. ``RecordSkipper`` turns that into "skip the key, with one
+warning, until it holds a record again". ``decode_many`` reads thousands of values at once (a
+snapshot): it matches the values ``encode_record`` writes with one regular expression and freezes
+each distinct metadata text once.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ __all__ = [
     "record_address",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("naming.records")
 
 K = TypeVar("K", bound=Hashable)
 
@@ -53,6 +56,13 @@ _PORT = rb"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0
 _OURS = re.compile(
     rb'\{"addr":"([A-Za-z0-9._-]+:' + _PORT + rb')"(?:,"metadata":(\{.*\}))?\}', re.DOTALL
 )
+
+# How deeply a record's JSON may nest (the record object is level 1, its metadata level 2). Real
+# metadata is a few levels deep; Python's parser and FrozenMap recurse once or more per level.
+_MAX_DEPTH = 64
+_TOO_DEEP = f"the value is nested more than {_MAX_DEPTH} levels deep"
+# A skipped value is quoted in the warning only up to this many characters.
+_SHOWN = 200
 
 
 def encode_record(address: Address) -> str:
@@ -73,6 +83,8 @@ def record_address(addr: object, metadata: Mapping[str, Any] | None = None) -> A
         return Address(addr, metadata)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError("the metadata is nested too deeply") from None
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,9 @@ class RecordCodec:
     """Decodes our records, bare ``host:port`` and the foreign formats given; immutable.
 
     Our ``"addr"`` key is tried first, then each format's key in order; the first one present
-    decides. ``with_format`` returns a new codec with one more format.
+    decides (so ``{"addr": ..., "Addr": ...}`` is ours). ``with_format`` returns a new codec with
+    one more format. A format's decoder gets JSON nested at most 64 levels deep; whatever it raises
+    reaches the caller as a ValueError.
     """
 
     def __init__(self, formats: Iterable[RecordFormat] = ()) -> None:
@@ -130,8 +144,12 @@ class RecordCodec:
             raise ValueError("the value is not valid JSON (Expecting value)") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"the value is not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ValueError(_TOO_DEEP) from None
         if end != len(text):
             raise ValueError("the value is not valid JSON (Extra data)")
+        if type(data) in _CONTAINERS and _deeper_than(data, _MAX_DEPTH):
+            raise ValueError(_TOO_DEEP)
         if isinstance(data, str):
             return record_address(data)
         if not isinstance(data, dict):
@@ -143,7 +161,14 @@ class RecordCodec:
             return record_address(data["addr"], metadata)
         for form in self.formats:
             if form.key in data:
-                return form.decode(data)
+                try:
+                    return form.decode(data)
+                except ValueError:
+                    raise
+                except Exception as exc:  # a decoder surprised by the JSON it got: not a record
+                    raise ValueError(
+                        f"the {form.key!r} record cannot be read: {type(exc).__name__}: {exc}"
+                    ) from None
         raise ValueError(f"the JSON object has {self._neither}{self._keys}")
 
     def decode_many(
@@ -181,21 +206,49 @@ class RecordCodec:
 
 
 def _metadata(source: bytes) -> FrozenMap | None:
-    """The JSON object that ``source`` holds from its first character to its last, or None."""
+    """The JSON object that ``source`` holds from its first character to its last, or None (also
+    when it nests too deeply: ``decode()`` then says so)."""
     try:
         text = source.decode("utf-8")
         data, end = _scan(text, 0)
-    except (UnicodeDecodeError, StopIteration, ValueError):
+    except (UnicodeDecodeError, StopIteration, ValueError, RecursionError):
         return None
-    return FrozenMap(data) if type(data) is dict and end == len(text) else None
+    if type(data) is not dict or end != len(text) or _deeper_than(data, _MAX_DEPTH - 1):
+        return None
+    return FrozenMap(data)
+
+
+_CONTAINERS = (dict, list)
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """True when parsed JSON nests containers more than ``limit`` levels deep; no recursion."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            below.extend(child for child in children if type(child) in _CONTAINERS)
+        if not below:
+            return False
+        level = below
+    return True
+
+
+def _short(text: str) -> str:
+    """``text``, cut to its first ``_SHOWN`` characters when longer (a 1 MB value in a warning)."""
+    if len(text) <= _SHOWN:
+        return text
+    return f"{text[:_SHOWN]}... ({len(text)} characters)"
 
 
 class RecordSkipper(Generic[K]):
     """Decodes values key by key and skips the ones that are not records.
 
     A key whose value is not a record is logged once, as ``"{component}: skipping record {key}:
-    {why}"`` at WARNING on ``logger``; it is not logged again until it has held a record (then a
-    new bad value warns again). For the one thread of a watcher: not thread-safe.
+    {why}"`` at WARNING on ``logger`` (each part cut to 200 characters); it is not logged again
+    until it has held a record (then a new bad value warns again). For the one thread of a
+    watcher: not thread-safe.
     """
 
     def __init__(
@@ -236,7 +289,9 @@ class RecordSkipper(Generic[K]):
         if key not in self._warned:
             self._warned.add(key)
             shown = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
-            self._log.warning("%s: skipping record %s: %s", self.component, shown, error)
+            self._log.warning(
+                "%s: skipping record %s: %s", self.component, _short(shown), _short(str(error))
+            )
 
     def recovered(self, keys: Iterable[K]) -> None:
         """These keys hold records now: a bad value there warns again."""
