@@ -242,7 +242,7 @@ def test_tcp_proxy_cut_makes_a_grpc_channel_fail_and_heal_brings_it_back() -> No
         (server,) = harness.start_servers(1)
         with TcpProxy(server.address) as proxy:
             channel = harness.dial(f"static:///{proxy.endpoint}")
-            assert call_port(channel) == "s0"
+            assert call_port(channel, wait_for_ready=True) == "s0"  # dial() does not wait
             proxy.cut()
             wait_until(lambda: _fails(channel), what="a call to fail while cut")
             proxy.heal()
