@@ -117,10 +117,12 @@ class PickerBalancer(Balancer):
     """The legacy balancer contract; subclasses implement ``build_picker()`` and set ``name``.
 
     Bookkeeping follows grpc-go's v1 roundRobin: insertion order, a duplicate ADD skipped, a DELETE
-    of an unknown address ignored, a full copy of the list published after every watcher batch.
-    Applying an update costs O(log n) whatever the number of addresses: the ready list is kept
-    sorted as it changes, the snapshot is rebuilt on the first ``get()`` after a change, and the
-    notified list is copied when the channel reads it.
+    of an unknown address ignored, the new list published after every watcher batch together with
+    what the batch really changed (``Notifications.publish_changes``). Applying an update costs
+    O(log n) whatever the number of addresses: the ready list is kept sorted as it changes, the
+    snapshot is rebuilt on the first ``get()`` after a change, and a reader of full lists
+    (``notify().get()``) copies the list when it reads; one of changes (``changes()``) pays
+    O(changes).
 
     A policy that overrides ``new_address_state()`` gets one state per listed address: made when
     the address is added, kept through every picker rebuild, dropped when it is deleted (a re-ADD
@@ -346,25 +348,28 @@ class PickerBalancer(Balancer):
                 wanted = {u.address for u in updates if u.op is Operation.ADD}
                 gone = [Update.delete(a) for a in self._addrs if a not in wanted]
                 updates = gone + updates
-            self._apply(updates)
+            added, removed = self._apply(updates)
             if self._log.isEnabledFor(logging.DEBUG):
-                added = sum(u.op is Operation.ADD for u in updates)
+                adds = sum(u.op is Operation.ADD for u in updates)
                 self._log.debug(
                     "%s: resolver update: %d ADD, %d DELETE%s; %d listed",
                     self.name,
-                    added,
-                    len(updates) - added,
+                    adds,
+                    len(updates) - adds,
                     " (a new watcher's whole set)" if replace else "",
                     len(self._addrs),
                 )
-        notifications.publish_from(self._address_list)
+        notifications.publish_changes(added, removed, self._address_list)
 
     def _address_list(self) -> list[Address]:
         with self._cond:
             return list(self._addrs)
 
-    def _apply(self, updates: list[Update]) -> None:
+    def _apply(self, updates: list[Update]) -> tuple[list[Address], list[Address]]:
+        """Apply ``updates`` to the list; the addresses it really added and removed, in order."""
         ready_changed = False
+        added: list[Address] = []
+        removed: list[Address] = []
         for update in updates:
             address = update.address
             if update.op is Operation.ADD:
@@ -372,11 +377,16 @@ class PickerBalancer(Balancer):
                     self._log.info("%s: wanted to add an existing address %s", self.name, address)
                     continue
                 self._list(address)
+                added.append(address)
             else:
                 position = self._addrs.pop(address, None)
-                if position is not None and address in self._up:
+                if position is None:
+                    continue
+                removed.append(address)
+                if address in self._up:
                     self._unready(address, position)
                     ready_changed = True
-                if position is not None and self._states is not None:
+                if self._states is not None:
                     self._states.unlisted(address)
         self._changed(ready=ready_changed)
+        return added, removed
