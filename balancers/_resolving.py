@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from naming.core import Backoff, Resolver, Update, Watcher, WatcherClosedError
+from naming.core import Backoff, RegistryWatcher, Resolver, Update, Watcher, WatcherClosedError
 
 __all__ = ["ResolverLoop"]
 
@@ -29,7 +29,8 @@ class ResolverLoop:
     """Runs ``watcher.next()`` on a ``naming-watch-NAME`` thread and hands each batch to ``apply``.
 
     ``close()`` stops it (and closes the current watcher); ``error`` is the last failure of a
-    watcher or of a new ``resolve()``, None again once a batch came through.
+    watcher or of a new ``resolve()``, None again once a batch came through, or else the outage a
+    registry watcher is riding out (``RegistryWatcher.outage``).
     """
 
     def __init__(
@@ -52,9 +53,16 @@ class ResolverLoop:
         self._lock = threading.Lock()
         self._watcher: Watcher | None = watcher
         self._stopping = threading.Event()
-        self.error: BaseException | None = None
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"naming-watch-{name}", daemon=True)
         self._thread.start()
+
+    @property
+    def error(self) -> BaseException | None:
+        if self._error is not None:
+            return self._error
+        watcher = self._watcher
+        return watcher.outage if isinstance(watcher, RegistryWatcher) else None
 
     def close(self) -> None:
         self._stopping.set()
@@ -83,13 +91,13 @@ class ResolverLoop:
             else:
                 self._apply(updates, replace)
                 replace = False
-                self.error = None
+                self._error = None
                 self._backoff.reset()
                 continue
             replace = self._resolve_again()
 
     def _failed(self, watcher: Watcher, error: BaseException) -> None:
-        self.error = error
+        self._error = error
         self._log.warning(
             "%s: the watcher of %s failed (%s: %s); keeping the last addresses and resolving again",
             self._name,
@@ -108,7 +116,7 @@ class ResolverLoop:
             try:
                 watcher = self._resolver.resolve(self._target)
             except Exception as exc:
-                self.error = exc
+                self._error = exc
                 self._log.warning(
                     "%s: resolving %s again failed: %s", self._name, self._target, exc
                 )

@@ -44,6 +44,8 @@ class RegistryWatcher(SnapshotWatcher):
     0.1 s doubling to 3 s) is reset by every snapshot and every ``resumed()``; ``close()`` ends the
     loop, a backoff wait included, and joins the thread (up to ``join_timeout`` seconds). An error
     that is not a NamingError is a bug: it is logged with its traceback and fails the watcher.
+    ``outage`` is the last BackendUnavailableError of the outage in progress, None outside one (a
+    consumer can say why it has no address while the watcher rides an outage out).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class RegistryWatcher(SnapshotWatcher):
         self._stopping = threading.Event()
         self._synced = False
         self._in_outage = False
+        self.outage: BackendUnavailableError | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"naming-{name}-watch-{label}", daemon=True
         )
@@ -101,6 +104,7 @@ class RegistryWatcher(SnapshotWatcher):
     def resumed(self) -> None:
         """The watch is established: ends an outage and resets the backoff."""
         self._backoff.reset()
+        self.outage = None
         if self._in_outage:
             self._in_outage = False
             self._log.info("%s: watching %s again", self._name, self.label)
@@ -123,6 +127,7 @@ class RegistryWatcher(SnapshotWatcher):
             except BackendUnavailableError as exc:
                 if self._stopping.is_set():
                     return
+                self.outage = exc
                 if self._in_outage:
                     self._log.debug("%s", exc)
                 else:
