@@ -25,11 +25,9 @@ import pytest
 pytest.register_assert_rewrite("naming.testing._conformance_checks")
 
 from ._conformance_checks import (  # noqa: E402  (after the rewrite hook, for assertion messages)
-    CHECK_ATTRIBUTE,
-    BackendConformance,
-    CheckSpec,
-    check_needs,
+    CHECK_ATTRIBUTE as _CHECK_ATTRIBUTE,
 )
+from ._conformance_checks import BackendConformance, CheckSpec, check_needs  # noqa: E402
 from ._conformance_driver import CAPABILITIES, GARBAGE, RegistryDriver  # noqa: E402
 
 __all__ = [
@@ -91,7 +89,7 @@ def pytest_pycollect_makeitem(
 ) -> list[pytest.Item] | None:
     """Leave out the checks that the class's driver cannot run; let pytest collect the others."""
     cls = _suite_class(collector)
-    spec = getattr(obj, CHECK_ATTRIBUTE, None)
+    spec = getattr(obj, _CHECK_ATTRIBUTE, None)
     if cls is None or not isinstance(spec, CheckSpec):
         return None
     driver = getattr(cls, "driver_class", None)

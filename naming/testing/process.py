@@ -50,6 +50,7 @@ from ._ports import HOST, accepts_connections, free_ports
 
 __all__ = [
     "HOST",
+    "POLL_INTERVAL",
     "ExitedEarlyError",
     "ManagedProcess",
     "NotHealthyError",
@@ -60,7 +61,7 @@ __all__ = [
     "says_port_in_use",
 ]
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.02
 """Seconds between two health checks while :meth:`ManagedProcess.wait_healthy` waits."""
@@ -209,9 +210,7 @@ class ManagedProcess(Closeable):
             if not (retry and exc.port_in_use):
                 raise
             self.choose_ports()
-            logger.info(
-                "%s: %s found a port taken, retrying on %s", self.component, self.name, self
-            )
+            _log.info("%s: %s found a port taken, retrying on %s", self.component, self.name, self)
             self.launch()
             self._wait(deadline)
         return self
@@ -242,7 +241,7 @@ class ManagedProcess(Closeable):
         self._launched_at = time.monotonic()
         self._serial = next_serial()
         track(self)
-        logger.debug("%s: launched %s (pid %d)", self.component, self.name, self._child.proc.pid)
+        _log.debug("%s: launched %s (pid %d)", self.component, self.name, self._child.proc.pid)
 
     def wait_healthy(self, timeout: float | None = None) -> None:
         """Return once the health check passes; if the child exits or time runs out, raise."""
@@ -255,19 +254,19 @@ class ManagedProcess(Closeable):
         if proc is not None and self._child.poll() is None:
             if self._paused:
                 self._child.signal_group(signal.SIGCONT)
-            logger.info("%s: SIGTERM %s (pid %d)", self.component, self.name, proc.pid)
+            _log.info("%s: SIGTERM %s (pid %d)", self.component, self.name, proc.pid)
             self._child.signal_group(signal.SIGTERM)
             begun = time.monotonic()
             try:
                 self._child.wait(grace)
             except subprocess.TimeoutExpired:
-                logger.warning(
+                _log.warning(
                     "%s: %s ignored SIGTERM for %ss, killing it", self.component, self.name, grace
                 )
                 self.kill()
             else:
                 took = time.monotonic() - begun
-                logger.debug("%s: %s exited %.2fs after SIGTERM", self.component, self.name, took)
+                _log.debug("%s: %s exited %.2fs after SIGTERM", self.component, self.name, took)
         self._forget()
 
     def kill(self, timeout: float | None = None) -> None:
@@ -276,7 +275,7 @@ class ManagedProcess(Closeable):
         if proc is None:
             return
         if self._child.poll() is None:
-            logger.info("%s: SIGKILL %s (pid %d)", self.component, self.name, proc.pid)
+            _log.info("%s: SIGKILL %s (pid %d)", self.component, self.name, proc.pid)
             self._child.signal_group(signal.SIGKILL)
             try:
                 self._child.wait(default_timeout(timeout))
@@ -298,14 +297,14 @@ class ManagedProcess(Closeable):
                     f"{self.component}: {self.name} (pid {proc.pid}) did not stop on SIGSTOP"
                 )
             time.sleep(0.001)
-        logger.info("%s: SIGSTOP %s (pid %d)", self.component, self.name, proc.pid)
+        _log.info("%s: SIGSTOP %s (pid %d)", self.component, self.name, proc.pid)
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""
         proc = self._require_running("resume")
         self._child.signal_group(signal.SIGCONT)
         self._paused = False
-        logger.info("%s: SIGCONT %s (pid %d)", self.component, self.name, proc.pid)
+        _log.info("%s: SIGCONT %s (pid %d)", self.component, self.name, proc.pid)
 
     def restart(self: _P, timeout: float | None = None) -> _P:
         """Stop if running, then start again on the same ports, in the same workdir."""
@@ -386,7 +385,7 @@ class ManagedProcess(Closeable):
                 )
             time.sleep(POLL_INTERVAL)
         self._healthy_once = True
-        logger.info(
+        _log.info(
             "%s: %s healthy on ports %s (pid %d), %.2fs after launch",
             self.component,
             self.name,

@@ -31,8 +31,9 @@ import naming
 from backends.manual import ManualResolver
 from naming import Address
 
+from . import _wait
 from ._leaks import LeakCheck
-from ._wait import DEFAULT_TIMEOUT, wait_until
+from ._wait import wait_until
 
 __all__ = [
     "COUNT",
@@ -139,7 +140,7 @@ class EchoServer:
         if server is None:
             return
         self.release.set()
-        server.stop(grace).wait(DEFAULT_TIMEOUT)
+        server.stop(grace).wait(_wait.DEFAULT_TIMEOUT)
         assert self._executor is not None
         self._executor.shutdown(wait=True)
         self._executor = None
@@ -188,7 +189,7 @@ class EchoServer:
             with self._lock:
                 self._held += 1
             try:
-                deadline = time.monotonic() + DEFAULT_TIMEOUT
+                deadline = time.monotonic() + _wait.DEFAULT_TIMEOUT
                 while context.is_active() and time.monotonic() < deadline:
                     if self.release.wait(0.01):
                         break
@@ -294,7 +295,7 @@ class Harness:
 
 def call_port(channel: Any, **kwargs: Any) -> str:
     """One PORT call: the name of the server that answered."""
-    kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
+    kwargs.setdefault("timeout", _wait.DEFAULT_TIMEOUT)
     return bytes(channel.unary_unary(PORT)(b"", **kwargs)).decode()
 
 
