@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from naming.core import (
     BackendUnavailableError,
+    MissingDependencyError,
     NamingError,
     OptionKind,
     Target,
@@ -33,13 +34,18 @@ DEFAULT_HOST = "127.0.0.1:2379"
 DEFAULT_PREFIX = "/services"
 DEFAULT_TIMEOUT = 5.0
 
-# Pings find a stopped or partitioned member under an idle watch stream. etcd refuses pings more
-# often than every 5 s (--grpc-keepalive-min-time), so stay above that.
+# gRPC keepalive pings are kept, but they did not notice a hung (SIGSTOPped) member with grpcio 1.85:
+# the watch checks liveness itself (progress requests, _etcd_watch.py). etcd refuses pings more
+# often than every 5 s (--grpc-keepalive-min-time), so stay above that. Responses may be large: a
+# value can be as big as etcd's --max-request-bytes (1.5 MiB by default), and a watch catching up
+# sends many events in one response, so receive as much as etcd's own Go client does (2 GiB - 1).
+MAX_RECEIVE_BYTES = 2**31 - 1
 _GRPC_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
 ]
 
 _KINDS: dict[str, OptionKind] = {
@@ -47,7 +53,8 @@ _KINDS: dict[str, OptionKind] = {
     "timeout": float,
 }
 _RESOLVE_OPTIONS = frozenset(_KINDS)
-REGISTER_OPTIONS = _RESOLVE_OPTIONS | {"instance_id"}
+REGISTER_OPTIONS = _RESOLVE_OPTIONS | {"instance_id", "close_timeout"}
+_REGISTER_KINDS: dict[str, OptionKind] = {**_KINDS, "close_timeout": float}
 
 
 @dataclass(frozen=True)
@@ -67,15 +74,19 @@ class EtcdSettings:
 
     @property
     def key_prefix(self) -> str:
-        """Every record of the service lives under this prefix: ``{prefix}/{service}/``."""
-        return f"{self.prefix}/{self.service}/"
+        """Every record of the service lives under this prefix: ``{prefix}/{service}/``, or
+        ``{service}/`` when the prefix is empty (etcd's endpoints manager, go-zero)."""
+        if not self.prefix:
+            return f"{self.service}/"
+        return f"{self.prefix.rstrip('/')}/{self.service}/"
 
 
 def settings_from(
     target: Target, options: Mapping[str, Any], allowed: frozenset[str] = _RESOLVE_OPTIONS
 ) -> EtcdSettings:
     """Merge the target's query options with keyword options (these win) and check them all."""
-    merged = merge_options("etcd", target, options, allowed, secrets=("password",), kinds=_KINDS)
+    kinds = _REGISTER_KINDS if "close_timeout" in allowed else _KINDS
+    merged = merge_options("etcd", target, options, allowed, secrets=("password",), kinds=kinds)
     hosts = tuple(target.hosts) or (DEFAULT_HOST,)
     for host in hosts:
         try:
@@ -88,9 +99,8 @@ def settings_from(
         raise ValueError("etcd: give both cert_key and cert_cert, or neither")
     if merged.get("cert_key") is not None and merged.get("ca_cert") is None:
         raise ValueError("etcd: a client certificate needs ca_cert too")
-    prefix = str(merged.get("prefix", DEFAULT_PREFIX)).rstrip("/")
-    if prefix and not prefix.startswith("/"):
-        raise ValueError(f"etcd: prefix must start with '/', got {prefix!r}")
+    given = merged.get("prefix")
+    prefix = normal_prefix(DEFAULT_PREFIX if given is None else given)
     return EtcdSettings(
         hosts=hosts,
         service=target.endpoint,
@@ -105,15 +115,26 @@ def settings_from(
     )
 
 
+def normal_prefix(prefix: str) -> str:
+    """``prefix`` without its trailing slashes; ``"/"`` (the root) and ``""`` (none) stay as they are.
+
+    Any prefix is allowed, with or without a leading ``/``: ``/services`` reads
+    ``/services/hello/``, ``apps`` reads ``apps/hello/``, ``/`` reads ``/hello/`` and ``""`` reads
+    ``hello/`` (the layout of etcd's endpoints manager and of go-zero).
+    """
+    stripped = prefix.rstrip("/")
+    return stripped if stripped or not prefix else "/"
+
+
 ClientFactory = Callable[[EtcdSettings, str], Any]
 
 
 def default_client_factory(settings: EtcdSettings, host: str) -> Any:
-    """An ``etcd3`` client for one host; raises NamingError when cslab-etcd3 is missing."""
+    """An ``etcd3`` client for one host; raises MissingDependencyError when cslab-etcd3 is missing."""
     try:
         import etcd3
     except ImportError as exc:
-        raise NamingError(
+        raise MissingDependencyError(
             "etcd: the etcd backend needs cslab-etcd3; pip install 'grpc-naming[etcd]'"
         ) from exc
     hostname, port = split_host_port(host)

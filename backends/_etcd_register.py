@@ -7,15 +7,26 @@ Every ``ttl / 3`` seconds the keepalive thread refreshes the lease and reads the
 * the record is missing or holds another value (someone deleted or overwrote it): put it back;
 * etcd cannot be reached: retry with jittered backoff, never giving up, until ``close()``.
 
+Each call waits at most ``call_timeout(timeout, ttl)`` seconds: ``ttl / 3`` (at least 1 s) when
+that is shorter than ``timeout``. A hung member (one that holds the connection open and answers
+nothing) is so left for the next one while the lease still runs.
+
 The key is ``{prefix}/{service}/{instance_id}``; ``instance_id`` defaults to the address, so a
 restarted server replaces its own record instead of adding a second one, and two registrations of one
-address share one record. ``close()`` revokes the lease: the record goes at once.
+address share one record. ``close()`` and ``pause()`` revoke the lease, so the record goes at once;
+they wait at most ``close_timeout`` seconds (2 by default) for etcd to answer, and when it does not,
+the record goes when its lease runs out (at most ``ttl`` seconds later).
+
+The keepalive thread never holds the lock during a call to etcd: ``pause()`` and ``close()`` take
+the lease away from it, and a round that granted a lease meanwhile revokes it itself. A record is
+only ever put under a lease that ``pause()`` or ``close()`` will revoke.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from naming.core import Address, BackendUnavailableError, Backoff, NamingError, Registration
@@ -23,9 +34,16 @@ from naming.core import Address, BackendUnavailableError, Backoff, NamingError, 
 from ._etcd_client import EtcdConnection
 from ._etcd_records import encode_record
 
-__all__ = ["EtcdRegistration"]
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "EtcdRegistration", "call_timeout"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_CLOSE_TIMEOUT = 2.0
+
+
+def call_timeout(timeout: float, ttl: float) -> float:
+    """How long one call of a registration may wait: ``timeout``, or less for a short ttl."""
+    return min(timeout, max(ttl / 3, 1.0))
 
 
 class EtcdRegistration(Registration):
@@ -39,6 +57,7 @@ class EtcdRegistration(Registration):
         ttl: float,
         instance_id: str | None = None,
         backoff: Backoff | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
         instance = instance_id if instance_id is not None else address.addr
         if not isinstance(instance, str) or not instance or "/" in instance:
@@ -48,7 +67,8 @@ class EtcdRegistration(Registration):
         self.address = address
         self.key = connection.settings.key_prefix + instance
         self.ttl = max(1, round(ttl))  # etcd leases are whole seconds
-        self._value = encode_record(address)
+        self.close_timeout = close_timeout
+        self._value = encode_record(address).encode()
         self._conn = connection
         self._backoff = backoff or Backoff(maximum=max(self.ttl / 3, 0.1))
         self._lock = threading.Lock()
@@ -88,7 +108,8 @@ class EtcdRegistration(Registration):
             if self._paused:
                 return
             self._paused = True
-            self._drop_lease()
+            lease, self._lease = self._lease, None
+        self._revoke(lease, self.close_timeout, "pause")
 
     def resume(self) -> None:
         with self._lock:
@@ -101,13 +122,14 @@ class EtcdRegistration(Registration):
             if self._closed:
                 return
             self._closed = True
+            lease, self._lease = self._lease, None
             self._stopping.set()
             self._wake.set()
+        deadline = time.monotonic() + self.close_timeout
+        self._revoke(lease, self.close_timeout, "close")
+        self._conn.close()  # ends a call the keepalive thread may be waiting in
         if self._thread is not threading.current_thread():
-            self._thread.join(self._conn.settings.timeout + 2)
-        with self._lock:
-            self._drop_lease()
-        self._conn.close()
+            self._thread.join(max(deadline - time.monotonic(), 0.1))
 
     # -- the keepalive loop --------------------------------------------------------------------
 
@@ -121,20 +143,21 @@ class EtcdRegistration(Registration):
             if self._stopping.is_set():
                 return
             try:
-                with self._lock:
-                    if self._closed:
-                        return
-                    if not self._paused:
-                        self._keep()
+                self._keep()
             except BackendUnavailableError as exc:
-                if not in_outage:
+                if self._stopping.is_set():
+                    return
+                if not in_outage and self._active():
                     log.warning("%s; retrying to keep %s registered", exc, self.key)
                     in_outage = True
                 delay = min(self._backoff.next(), interval)
                 continue
             except NamingError as exc:
+                if self._stopping.is_set():
+                    return
                 log.error("%s; %s stays unregistered until resume()", exc, self.key)
-                self._paused = True
+                with self._lock:
+                    self._paused = True
             if in_outage:
                 log.info("etcd: %s is registered again", self.key)
                 in_outage = False
@@ -143,20 +166,25 @@ class EtcdRegistration(Registration):
 
     def _keep(self) -> None:
         """One round: make sure a live lease exists and the record is there with our value."""
-        if self._lease is not None and self._refresh() <= 0:
+        with self._lock:
+            if self._paused or self._closed:
+                return
+            lease = self._lease
+        if lease is not None and self._refresh(lease) <= 0:
             log.warning("etcd: the lease of %s expired; registering again", self.key)
-            self._lease = None
-        if self._lease is None:
+            self._forget(lease)
+            lease = None
+        if lease is None:
             self._grant_and_put()
             return
-        value, lease = self._conn.call("get", self._read)
-        if value != self._value.encode() or lease != self._lease:
+        value, current = self._conn.call("get", self._read)
+        if (value != self._value or current != lease) and self._owns(lease):
             log.warning("etcd: the record %s was deleted or changed; putting it back", self.key)
-            self._put()
+            self._put(lease)
 
-    def _refresh(self) -> int:
+    def _refresh(self, lease: int) -> int:
         def refresh(client: Any) -> int:
-            responses = list(client.refresh_lease(self._lease))
+            responses = list(client.refresh_lease(lease))
             return int(responses[0].TTL) if responses else 0
 
         return self._conn.call("keepalive", refresh)
@@ -166,36 +194,89 @@ class EtcdRegistration(Registration):
         return value, (meta.lease_id if meta is not None else None)
 
     def _grant_and_put(self) -> None:
-        lease = self._conn.call("grant lease", lambda client: client.lease(self.ttl))
-        self._lease = lease.id
-        self._put()
+        lease = self._conn.call("grant lease", lambda client: client.lease(self.ttl)).id
+        with self._lock:
+            owned = not (self._paused or self._closed)
+            if owned:
+                self._lease = lease
+        if not owned:  # paused or closed while the lease was granted: no record under it
+            self._revoke(lease, self.close_timeout, None)
+            return
+        self._put(lease)
         log.info(
             "etcd: registered %s as %s (lease %x, ttl %ds)",
             self.address.addr,
             self.key,
-            lease.id,
+            lease,
             self.ttl,
         )
 
-    def _put(self) -> None:
+    def _put(self, lease: int) -> None:
         try:
-            self._conn.call(
-                "put", lambda client: client.put(self.key, self._value, lease=self._lease)
-            )
+            self._conn.call("put", lambda client: client.put(self.key, self._value, lease=lease))
         except BackendUnavailableError as exc:
             if "lease not found" in str(exc):
-                self._lease = None  # expired between refresh and put: the next round re-grants
+                self._forget(lease)  # expired, or revoked by pause(): the next round re-grants
             raise
 
-    def _drop_lease(self) -> None:
-        """Revoke the lease, which deletes the record; best effort, the TTL does it otherwise."""
-        lease, self._lease = self._lease, None
+    def _active(self) -> bool:
+        with self._lock:
+            return not (self._paused or self._closed)
+
+    def _owns(self, lease: int) -> bool:
+        """True while ``lease`` is still the registration's live lease."""
+        with self._lock:
+            return not (self._paused or self._closed) and self._lease == lease
+
+    def _forget(self, lease: int) -> None:
+        with self._lock:
+            if self._lease == lease:
+                self._lease = None
+
+    def _revoke(self, lease: int | None, budget: float, why: str | None) -> None:
+        """Revoke ``lease`` (deleting its record), trying each member once within ``budget``
+        seconds; when that fails, the record goes with the lease. ``why`` names the caller in the
+        warning; None (no record was put) logs at DEBUG."""
         if lease is None:
             return
-        try:
-            self._conn.call("revoke", lambda client: client.revoke_lease(lease))
-        except NamingError as exc:
-            log.warning("%s; %s goes when its lease expires (ttl %ds)", exc, self.key, self.ttl)
+        from etcd3 import etcdrpc  # late: only the etcd backend needs the client library
+
+        deadline = time.monotonic() + budget
+        request = etcdrpc.LeaseRevokeRequest(ID=lease)
+        error: NamingError | None = None
+        for _ in self._conn.settings.hosts:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+
+            def revoke(client: Any, remaining: float = remaining) -> None:
+                client.leasestub.LeaseRevoke(
+                    request,
+                    remaining,
+                    credentials=client.call_credentials,
+                    metadata=client.metadata,
+                )
+
+            try:
+                self._conn.call("revoke", revoke)
+                return
+            except BackendUnavailableError as exc:
+                if "lease not found" in str(exc):
+                    return  # expired already: the record is gone
+                error = exc
+            except NamingError as exc:
+                error = exc
+                break
+        if why is None:
+            log.debug("%s; the unused lease %x expires on its own", error, lease)
+        else:
+            log.warning(
+                "%s; on %s, %s goes when its lease expires (ttl %ds)",
+                error or f"etcd: no answer within {budget:g} s",
+                why,
+                self.key,
+                self.ttl,
+            )
 
     def _check_open(self) -> None:
         if self._closed:

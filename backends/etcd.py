@@ -5,9 +5,11 @@ Servers register with ``naming.register(target, addr, ttl=10)``: a record under
 Clients resolve the same target: a snapshot of the prefix, then a watch from its revision + 1.
 
 Options (in the target's query or as keyword arguments; keywords win): ``prefix`` (default
-``/services``), ``timeout`` (seconds per etcd call, default 5), ``user`` and ``password`` (the password
-only as a keyword), ``ca_cert``, ``cert_key`` and ``cert_cert`` (paths, for TLS and client-certificate
-auth), and for ``register`` also ``instance_id``. Needs ``pip install 'grpc-naming[etcd]'``.
+``/services``; any string, ``""`` for keys ``{service}/...``), ``timeout`` (seconds per etcd call,
+default 5), ``user`` and ``password`` (the password only as a keyword), ``ca_cert``, ``cert_key`` and
+``cert_cert`` (paths, for TLS and client-certificate auth), and for ``register`` also
+``instance_id`` and ``close_timeout`` (how long ``close()`` and ``pause()`` wait for etcd, default
+2 s). Needs ``pip install 'grpc-naming[etcd]'``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ._etcd_client import (
     default_client_factory,
     settings_from,
 )
-from ._etcd_register import EtcdRegistration
+from ._etcd_register import DEFAULT_CLOSE_TIMEOUT, EtcdRegistration, call_timeout
 from ._etcd_watch import EtcdWatcher
 
 __all__ = ["EtcdBackend", "EtcdRegistration", "EtcdResolver", "EtcdSettings", "EtcdWatcher"]
@@ -63,6 +65,7 @@ class EtcdResolver(Resolver):
 
 class EtcdBackend(Backend):
     schemes = ("etcd",)
+    requires = (("etcd3", "grpc-naming[etcd]"),)
 
     def __init__(self, factory: ClientFactory = default_client_factory) -> None:
         self._factory = factory
@@ -74,9 +77,15 @@ class EtcdBackend(Backend):
         self, target: Target, address: Address, *, ttl: float, **options: Any
     ) -> Registration:
         settings = settings_from(target, options, REGISTER_OPTIONS)
-        instance_id = settings.extra.get("instance_id")
+        # each call waits less than the lease lasts, so a hung member is left in time
+        settings = dataclasses.replace(settings, timeout=call_timeout(settings.timeout, ttl))
+        close_timeout = settings.extra.get("close_timeout") or DEFAULT_CLOSE_TIMEOUT
         return EtcdRegistration(
-            EtcdConnection(settings, self._factory), address, ttl=ttl, instance_id=instance_id
+            EtcdConnection(settings, self._factory),
+            address,
+            ttl=ttl,
+            instance_id=settings.extra.get("instance_id"),
+            close_timeout=close_timeout,
         )
 
 

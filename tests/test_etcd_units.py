@@ -81,7 +81,6 @@ def test_settings_merge_target_options_with_keywords() -> None:
         ("etcd://h:1/s", {"user": "root"}, ValueError, "both user and password"),
         ("etcd://h:1/s", {"cert_key": "k"}, ValueError, "both cert_key and cert_cert"),
         ("etcd://h:1/s", {"cert_key": "k", "cert_cert": "c"}, ValueError, "needs ca_cert"),
-        ("etcd://h:1/s?prefix=svc", {}, ValueError, "must start with '/'"),
         ("etcd://h:1/s?timeout=soon", {}, ValueError, "timeout must be a number"),
         ("etcd://h:1/s", {"timeout": -1}, ValueError, "timeout must be positive"),
         ("etcd://h/s", {}, TargetError, "bad host in the target's authority"),
