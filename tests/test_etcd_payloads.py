@@ -10,9 +10,15 @@ from typing import Any
 import pytest
 
 import naming
-from backends._etcd_client import EtcdSettings, default_client_factory
+from backends._etcd_client import (
+    EtcdConnection,
+    EtcdSettings,
+    default_client_factory,
+    settings_from,
+)
+from backends._etcd_snapshot import read_pages
 from backends.etcd import EtcdBackend
-from naming import Address, Operation
+from naming import Address, Operation, parse_target
 from naming.core import encode_record
 from naming.testing import DEFAULT_TIMEOUT
 from naming.testing.etcd import EtcdServer
@@ -78,6 +84,29 @@ def test_poisoned_records_arriving_as_events_are_skipped_and_later_records_arriv
 
 
 # -- more than 4 MiB under the prefix ----------------------------------------------------------
+
+
+def test_every_page_of_a_snapshot_sees_the_revision_of_the_first(
+    etcd_server: EtcdServer, etcd_prefix: str
+) -> None:
+    base = f"{etcd_prefix}/svc/"
+    for i in range(5):
+        etcd_server.put(f"{base}k{i}", f"10.0.0.{i}:80")
+    target = parse_target(f"etcd://{etcd_server.endpoint}/svc?prefix={etcd_prefix}")
+    conn = EtcdConnection(settings_from(target, {}))
+    try:
+        pages = read_pages(conn, base.encode(), first_keys=2)
+        first, revision = next(pages)
+        assert [kv.key.decode() for kv in first] == [f"{base}k0", f"{base}k1"]
+        etcd_server.put(f"{base}k9", "10.0.0.9:80")  # after the first page: not in the snapshot
+        etcd_server.etcdctl("del", f"{base}k3")  # and this one still is
+        rest = list(pages)
+    finally:
+        conn.close()
+    assert [r for _, r in rest] == [revision] * len(rest)
+    assert [kv.key.decode() for kvs, _ in rest for kv in kvs] == [f"{base}k{i}" for i in (2, 3, 4)]
+    assert etcd_server.revision() == revision + 2
+
 
 SMALL, BIG = 10_000, 4
 BIG_BYTES = 1_500_000  # a put stays under etcd's default --max-request-bytes (1.5 MiB)
