@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from backends._etcd_client import EtcdSettings, classify, settings_from
+from backends._etcd_client import REGISTER_OPTIONS, EtcdSettings, classify, settings_from
 from backends._etcd_records import decode_record, encode_record
+from backends._etcd_register import call_timeout
 from backends._etcd_watch import prefix_end
 from naming import Address, BackendUnavailableError, NamingError, TargetError, parse_target
 from naming.core import Backoff
@@ -158,3 +159,16 @@ def test_settings_are_frozen() -> None:
     settings = EtcdSettings(hosts=("h:1",), service="s")
     with pytest.raises(AttributeError):
         settings.service = "t"  # type: ignore[misc]
+
+
+def test_close_timeout_is_a_registration_option_and_calls_wait_less_than_the_lease() -> None:
+    register = settings_from(parse_target("etcd://h:1/s?close_timeout=0.5"), {}, REGISTER_OPTIONS)
+    assert register.extra["close_timeout"] == 0.5
+    with pytest.raises(TypeError, match="close_timeout"):
+        settings_from(parse_target("etcd://h:1/s"), {"close_timeout": 1})
+    with pytest.raises(ValueError, match="close_timeout must be positive"):
+        settings_from(parse_target("etcd://h:1/s"), {"close_timeout": 0}, REGISTER_OPTIONS)
+    assert call_timeout(5.0, 10) == pytest.approx(10 / 3)
+    assert call_timeout(5.0, 30) == 5.0
+    assert call_timeout(5.0, 1) == 1.0
+    assert call_timeout(0.5, 10) == 0.5
