@@ -45,7 +45,7 @@ def test_a_hung_member_is_left_for_a_live_one_by_the_watcher_and_the_keepalive(
     # The hung member first: the watcher and the registration both start on it.
     tgt = f"etcd://{','.join(m.endpoint for m in [hung, *live])}/svc?prefix=/hang"
     ttl = 6
-    with caplog.at_level(logging.INFO, logger="backends"):
+    with caplog.at_level(logging.WARNING):
         follower = Follower(naming.resolve(tgt))
         registration = naming.register(tgt, "10.0.0.1:80", ttl=ttl)
         try:
@@ -80,7 +80,7 @@ def test_a_hung_etcd_is_noticed_once_and_the_watch_resumes_when_it_answers_again
 ) -> None:
     etcd_private.put("/one/svc/a", "10.0.0.1:80")
     tgt = f"etcd://{etcd_private.endpoint}/svc?prefix=/one&timeout=1"
-    with caplog.at_level(logging.DEBUG, logger="backends"):
+    with caplog.at_level(logging.DEBUG):
         follower = Follower(naming.resolve(tgt))
         try:
             follower.wait_for({"10.0.0.1:80"})
@@ -117,7 +117,7 @@ def test_close_and_pause_against_a_hung_etcd_return_in_time_and_the_records_go_w
     closing = naming.register(tgt, "10.0.0.1:80", ttl=ttl)
     pausing = naming.register(tgt, "10.0.0.2:80", ttl=ttl)
     assert len(keys(etcd_private, "/bounded/")) == 2
-    with caplog.at_level(logging.WARNING, logger="backends"):
+    with caplog.at_level(logging.WARNING):
         etcd_private.pause()
         try:
             calls = [threading.Thread(target=closing.close), threading.Thread(target=pausing.pause)]

@@ -155,7 +155,7 @@ def test_kratos_records_and_a_record_with_both_addr_keys_resolve_on_etcd(
     etcd_server.put(f"{base}/http-only", json.dumps({**KRATOS, "endpoints": ["http://h:1"]}))
     etcd_server.put(f"{base}/both", '{"Addr":"10.0.0.2:80","addr":"10.0.0.7:80"}')
     tgt = f"etcd://{etcd_server.endpoint}/helloworld?prefix={etcd_prefix}/microservices"
-    with caplog.at_level(logging.WARNING, logger="backends"):
+    with caplog.at_level(logging.WARNING):
         follower = Follower(naming.resolve(tgt))
         follower.wait_for(
             {

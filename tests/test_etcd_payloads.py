@@ -45,7 +45,7 @@ def test_poisoned_records_in_the_snapshot_are_skipped_and_the_rest_resolve(
     etcd_server.put(f"{base}/a", "10.0.0.1:80")
     for name, value in POISON.items():
         etcd_server.put(f"{base}/{name}", value)
-    with caplog.at_level(logging.WARNING, logger="backends"):
+    with caplog.at_level(logging.WARNING):
         follower = Follower(
             naming.resolve(f"etcd://{etcd_server.endpoint}/svc?prefix={etcd_prefix}")
         )
@@ -65,7 +65,7 @@ def test_poisoned_records_arriving_as_events_are_skipped_and_later_records_arriv
 ) -> None:
     base = f"{etcd_prefix}/svc"
     etcd_server.put(f"{base}/a", "10.0.0.1:80")
-    with caplog.at_level(logging.WARNING, logger="backends"):
+    with caplog.at_level(logging.WARNING):
         follower = Follower(
             naming.resolve(f"etcd://{etcd_server.endpoint}/svc?prefix={etcd_prefix}")
         )
