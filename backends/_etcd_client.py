@@ -26,7 +26,7 @@ from naming.core import (
 
 __all__ = ["EtcdConnection", "EtcdSettings", "settings_from"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("naming.etcd")
 
 T = TypeVar("T")
 

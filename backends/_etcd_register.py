@@ -36,7 +36,7 @@ from ._etcd_records import encode_record
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "EtcdRegistration", "call_timeout"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("naming.etcd")
 
 DEFAULT_CLOSE_TIMEOUT = 2.0
 

@@ -33,7 +33,7 @@ __all__ = [
     "read_pages",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("naming.etcd")
 
 FIRST_PAGE_KEYS = 1000
 MIN_PAGE_KEYS = 10

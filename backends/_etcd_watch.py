@@ -38,7 +38,7 @@ from ._etcd_snapshot import prefix_end, read_pages
 
 __all__ = ["PROGRESS_INTERVAL", "EtcdWatcher", "prefix_end"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("naming.etcd")
 
 _PUT, _DELETE = 0, 1
 

@@ -78,7 +78,7 @@ def test_interop_records_resolve_and_garbage_is_skipped_with_one_warning(
         "put", f"{base}/endpoints-mgr", '{"Op":0,"Addr":"10.0.0.2:80","Metadata":{"w":5}}'
     )
     etcd_server.etcdctl("put", f"{base}/garbage", "{not json")
-    with caplog.at_level(logging.WARNING, logger="backends"):
+    with caplog.at_level(logging.WARNING, logger="naming"):
         follower = Follower(naming.resolve(target(etcd_server, etcd_prefix)))
         follower.wait_for({Address("10.0.0.1:80"), Address("10.0.0.2:80", {"w": 5})})
         etcd_server.etcdctl("put", f"{base}/garbage", "still not a record")  # the same key again
