@@ -17,12 +17,12 @@ from naming.core import (
     Backend,
     BackendUnavailableError,
     NamingError,
+    Operation,
     QueueWatcher,
     Registration,
     Resolver,
     Target,
     Update,
-    apply_updates,
     diff,
     hookimpl,
 )
@@ -43,7 +43,8 @@ class ManualResolver(Resolver):
 
     def __init__(self, initial: Iterable[Address | str] = (), *, name: str | None = None) -> None:
         self._lock = threading.Lock()
-        self._addresses: list[Address] = list(dict.fromkeys(map(Address.of, initial)))
+        # An ordered set: an update costs O(batch), not O(addresses).
+        self._addresses: dict[Address, None] = dict.fromkeys(map(Address.of, initial))
         self._watchers: list[QueueWatcher] = []
         self._closed = False
         self._registered: Counter[Address] = Counter()  # live registrations of each address
@@ -103,7 +104,11 @@ class ManualResolver(Resolver):
                 )
         with self._lock:
             self._check_open()
-            self._addresses = apply_updates(self._addresses, batch)
+            for update in batch:  # as apply_updates(): duplicate ADD and unknown DELETE ignored
+                if update.op is Operation.ADD:
+                    self._addresses.setdefault(update.address)
+                else:
+                    self._addresses.pop(update.address, None)
             for watcher in self._watchers:
                 watcher.push(batch)
 
@@ -112,8 +117,8 @@ class ManualResolver(Resolver):
         new = list(dict.fromkeys(map(Address.of, addresses)))
         with self._lock:
             self._check_open()
-            batch = diff(self._addresses, new)
-            self._addresses = new
+            batch = diff(list(self._addresses), new)
+            self._addresses = dict.fromkeys(new)
             if batch:
                 for watcher in self._watchers:
                     watcher.push(batch)
