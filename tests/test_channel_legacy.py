@@ -125,7 +125,7 @@ def test_empty_addrs(harness: Harness, balancer: str) -> None:
     resolver.update([delete(s0)])
     error = wait_for_failure(lambda: call_port(channel, timeout=SHORT_TIMEOUT))
     assert error.code() is Code.UNAVAILABLE
-    assert error.details() == f"{balancer}: there is no address available"
+    assert error.details() == f"{target}: {balancer}: there is no address available"
 
 
 def test_round_robin(harness: Harness) -> None:

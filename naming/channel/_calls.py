@@ -23,9 +23,22 @@ from ._policy import CallPolicy, remaining
 if TYPE_CHECKING:
     from ._channel import BalancedChannel
 
-__all__ = ["CallError", "StreamStream", "StreamUnary", "UnaryStream", "UnaryUnary"]
+__all__ = [
+    "CLOSED",
+    "CLOSED_UNARY",
+    "CallError",
+    "StreamStream",
+    "StreamUnary",
+    "UnaryStream",
+    "UnaryUnary",
+]
 
 Code = grpc.StatusCode
+
+# grpcio's words for a call made on a closed channel (1.85): its unary __call__ and with_call say
+# the first; future() and the streams the second.
+CLOSED_UNARY = "Cannot invoke RPC on closed channel!"
+CLOSED = "Cannot invoke RPC: Channel closed!"
 
 
 class _Method:
@@ -58,17 +71,19 @@ class _UnaryResponse(_Method):
         (no ``grpc.Call`` object made when nobody asked for one), ``put`` only when there is one,
         the policy's methods called only after a failure (its start values read inline).
         """
+        channel = self._channel
+        if channel.closed:  # as grpcio's unary calls on a closed channel
+            raise ValueError(CLOSED_UNARY)
         policy = self._policy
         # policy.start(), inline: the deadline, whether picks wait, what grpc is told.
         deadline = None if timeout is None else time.monotonic() + timeout
         wait = bool(wait_for_ready)
         sent_wait = policy.sent_when_waiting if wait else wait_for_ready
         info = policy.info if metadata is None else policy.pick_info(metadata)
-        channel = self._channel
         spec = self._spec
         attempts = 0
         while True:
-            picked = channel.pick(policy, info, wait, deadline)
+            picked = channel.pick(policy, info, wait, deadline, True, timeout)
             assert picked is not None
             subchannel, put = picked
             start = 0.0 if put is None else time.perf_counter()  # the latency is only for put
@@ -128,6 +143,8 @@ class _UnaryResponse(_Method):
         compression: Any = None,
     ) -> Any:
         """A ``grpc.Future`` and ``grpc.Call``; never blocks (a waiting pick runs in a thread)."""
+        if self._channel.closed:  # as grpcio's future() on a closed channel
+            raise ValueError(CLOSED)
         policy = self._policy
         deadline, wait, sent_wait = policy.start(timeout, wait_for_ready)
         options = {
@@ -138,7 +155,7 @@ class _UnaryResponse(_Method):
         }
         info = policy.pick_info(metadata)
         future = UnaryFuture(
-            self._channel, policy, self._spec, request, deadline, wait, info, options
+            self._channel, policy, self._spec, request, deadline, wait, info, options, timeout
         )
         future.attempt(block=False)
         return future
@@ -161,10 +178,13 @@ class _StreamResponse(_Method):
         compression: Any = None,
     ) -> Any:
         """The response iterator and ``grpc.Call`` of the stream, or the CallError of its pick."""
+        if self._channel.closed:  # as grpcio's streams on a closed channel
+            raise ValueError(CLOSED)
         policy = self._policy
         deadline, wait, sent_wait = policy.start(timeout, wait_for_ready)
+        info = policy.pick_info(metadata)
         try:
-            picked = self._channel.pick(policy, policy.pick_info(metadata), wait, deadline)
+            picked = self._channel.pick(policy, info, wait, deadline, True, timeout)
         except CallError as failed:
             return failed
         assert picked is not None

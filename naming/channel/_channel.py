@@ -2,8 +2,9 @@
 
 grpcio cannot host a balancer written in Python, so this channel does what grpc-go's legacy
 ``ClientConn`` did around a v1 ``Balancer``: a thread (``naming-channel-N``) reads the balancer's
-``notify()`` lists and keeps one pick_first subchannel per address
-(:mod:`naming.channel._subchannels`); each call asks ``balancer.get()`` for an address
+``notify()`` stream (its changes, when it offers them) and keeps one pick_first subchannel per
+address (:mod:`naming.channel._subchannels`), whose connectivity the same thread polls
+(:mod:`naming.channel._poller`); each call asks ``balancer.get()`` for an address
 (:meth:`BalancedChannel.pick`), runs grpc's own multicallable on that address's subchannel with
 what is left of its deadline, and reports the outcome to ``put``, as the call policy decides
 (:mod:`naming.channel._policy`). The calls live in :mod:`naming.channel._calls`.
@@ -16,7 +17,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -96,15 +97,19 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
         self._closed_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._close_lock = threading.Lock()
+        self._logged_balancer_failure = False
         self._subchannels = Subchannels(
-            balancer, credentials=credentials, options=options, drain_grace=drain_grace
+            balancer,
+            credentials=credentials,
+            options=options,
+            drain_grace=drain_grace,
+            name=target,
         )
         notifications = balancer.notify()
         if notifications is None:  # no resolver: connect to the target itself (legacy)
             self._subchannels.update([Address(target)])
-            return
         self._thread = threading.Thread(
-            target=self._watch,
+            target=self._follow,
             args=(notifications,),
             name=f"naming-channel-{next(_ids)}",
             daemon=True,
@@ -122,6 +127,20 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
     def subchannels(self) -> dict[Address, Subchannel]:
         """The current subchannels by address (a copy; for tests and diagnostics)."""
         return self._subchannels.snapshot()
+
+    def wait_for_subchannels(
+        self,
+        predicate: Callable[[Mapping[Address, Subchannel]], bool],
+        timeout: float | None = None,
+    ) -> bool:
+        """Wait until ``predicate(subchannels by address)`` holds; False if ``timeout`` passed.
+
+        ``predicate`` is tested now and after each address-list update the channel applies, with
+        a live read-only mapping (no copy, whatever the number of addresses), under the lock that
+        updates take: it must be quick and must not call the channel. For tests, benchmarks and
+        diagnostics: ``channel.wait_for_subchannels(lambda subs: address in subs, 10)``.
+        """
+        return self._subchannels.wait_until(predicate, timeout)
 
     def is_idempotent(self, method: str) -> bool:
         """True if calls to ``method`` (``/service/method``) were declared safe to run again."""
@@ -213,8 +232,9 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
     def close(self) -> None:
         """Close the channel; calls waiting for an address and calls in flight end with CANCELLED.
 
-        Closes the balancer (which wakes waiting calls), the resolver, the notify thread and every
-        subchannel, in that order. Blocks until that is done (a few seconds at most). Idempotent.
+        Closes the balancer (which wakes waiting calls), the resolver, the channel's thread and
+        every subchannel, in that order. Blocks until that is done (a few seconds at most).
+        Idempotent. A call made afterwards raises ValueError, as on a closed grpc channel.
         """
         with self._close_lock:
             if self._closed:
@@ -235,30 +255,45 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(_JOIN_TIMEOUT)
             if self._thread.is_alive():
-                log.warning("channel: the notify thread of %s did not stop", self.target)
+                log.warning("channel: the thread of %s did not stop", self.target)
         self._subchannels.close()
 
     def __repr__(self) -> str:
         state = self._subchannels.connectivity.state.name
         return f"<BalancedChannel {self.target!r} {self._balancer.name or 'balancer'} {state}>"
 
-    # -- the notify thread --------------------------------------------------------------------
+    # -- the channel's thread -------------------------------------------------------------------
 
-    def _watch(self, notifications: Notifications) -> None:
-        while True:
+    def _follow(self, notifications: Notifications | None) -> None:
+        """Apply the balancer's address lists (its changes when offered) and tick the
+        subchannels (connectivity polls, draining), until the channel or the balancer closes."""
+        subchannels = self._subchannels
+        changes = getattr(notifications, "changes", None)
+        while not self._closed:
+            timeout = subchannels.interval()
+            news: Any = None
             try:
-                addresses = notifications.get(self._subchannels.interval())
+                if notifications is None:
+                    self._closed_event.wait(timeout)
+                elif changes is not None:
+                    news = changes(timeout)
+                else:
+                    news = notifications.get(timeout)
             except DeadlineExceededError:
-                addresses = None
+                pass
             except BalancerClosedError:
                 return
             except Exception:
                 log.exception("channel: reading the address lists of %s failed", self.target)
                 return
             try:
-                if addresses is not None:
-                    self._subchannels.update(addresses)
-                self._subchannels.tick()
+                if isinstance(news, list):
+                    subchannels.update(news)
+                elif news is not None and news.full is not None:
+                    subchannels.update(news.full)
+                elif news is not None:
+                    subchannels.apply(news.added, news.removed)
+                subchannels.tick()
             except Exception:
                 log.exception("channel: updating the subchannels of %s failed", self.target)
 
@@ -271,29 +306,36 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
         wait: bool,
         deadline: float | None,
         block: bool = True,
+        timeout: float | None = None,
     ) -> tuple[Subchannel, Put | None] | None:
         """The subchannel for one call, counted in (the caller must ``release()`` it), and ``put``.
 
         Asks ``balancer.get(blocking_wait=wait, timeout=<what is left>, info=info)``. A picked
         address with no subchannel (the balancer is ahead of the list) is abandoned (no call ran
         there) and, as ``policy`` decides, picked again once the list catches up. Raises the
-        CallError ``policy`` gives up with; with ``block=False``, returns None where it would wait.
+        CallError ``policy`` gives up with (INTERNAL when ``get()`` itself fails); with
+        ``block=False``, returns None where it would wait. ``timeout`` is the call's own, for
+        the details of a deadline.
         """
         picks = 0
         while True:
             if self._closed:
                 raise closed_error()
             if not block:
-                timeout: float | None = 0.0
+                left: float | None = 0.0
             else:  # what is left (0 or less once it has passed); inline: every call comes here
-                timeout = None if deadline is None else deadline - time.monotonic()
+                left = None if deadline is None else deadline - time.monotonic()
             try:
-                address, put = self._get(blocking_wait=wait, timeout=timeout, info=info)
+                address, put = self._get(blocking_wait=wait, timeout=left, info=info)
             except PICK_ERRORS as exc:
-                error = policy.pick_failed(exc, block)
+                last = getattr(self._balancer, "resolver_error", None)
+                error = policy.pick_failed(exc, block, self.target, last, timeout)
                 if error is None:
                     return None
                 raise error from None
+            except Exception as exc:  # a bug in the balancer or its picker
+                self._log_balancer_failure(exc)
+                raise policy.balancer_failed(exc, self.target) from exc
             subchannel = self._subchannels.current.get(address)  # every call: no method call
             if subchannel is not None and subchannel.acquire():
                 return subchannel, put
@@ -305,6 +347,17 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
             if not block:
                 return None
             self._subchannels.wait_for(address, resync_wait(deadline))
+
+    def _log_balancer_failure(self, error: Exception) -> None:
+        """The first failure of ``get()`` with its traceback (ERROR), the others at DEBUG."""
+        first, self._logged_balancer_failure = not self._logged_balancer_failure, True
+        log.log(
+            logging.ERROR if first else logging.DEBUG,
+            "channel: %s: the balancer's get() raised; the call fails with INTERNAL%s",
+            self.target,
+            "" if first else " (again)",
+            exc_info=error,
+        )
 
     def pause(self, seconds: float, deadline: float | None) -> None:
         """Sleep ``seconds`` (never past ``deadline``); wake early when the channel closes."""

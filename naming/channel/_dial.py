@@ -6,7 +6,7 @@ This module imports grpc (through :mod:`naming.channel._channel`) only when ``di
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from naming.core import Target, as_target, build_resolver
@@ -41,20 +41,22 @@ def dial(
     ``grpc.channel_ready_future(channel).result(timeout)``, or make calls with
     ``wait_for_ready=True``. Close it with ``close()`` or a ``with`` block.
 
-    Raises TargetError or UnknownSchemeError for a bad target, UnknownBalancerError for an unknown
-    balancer, TypeError for bad options, ValueError for a bad ``idempotent`` entry, and whatever the
-    resolver raises when it starts.
+    Raises, before anything starts: TypeError naming ``credentials`` (not None nor a
+    ``grpc.ChannelCredentials``) or ``options`` (not a sequence of ``(str, value)`` pairs),
+    TargetError or UnknownSchemeError for a bad target, UnknownBalancerError for an unknown
+    balancer, TypeError for options the balancer does not take, ValueError for a bad
+    ``idempotent`` entry; then whatever the resolver raises when it starts.
     """
     from balancers import BalancerConfig, create
 
     from ._channel import BalancedChannel
     from ._policy import idempotent_methods
 
+    options = channel_arguments(credentials, options)
     if not isinstance(idempotent, str | bytes):  # a str is refused below, not read as characters
         idempotent = tuple(idempotent)
     idempotent_methods(idempotent)  # bad entries fail here, before anything is started
     parsed = as_target(target)
-    options = tuple(options)
     resolver = build_resolver(parsed)
     try:
         chosen = create(balancer, resolver=resolver, **balancer_options)
@@ -74,3 +76,39 @@ def dial(
         options=options,
         idempotent=idempotent,
     )
+
+
+def channel_arguments(credentials: Any, options: Any) -> tuple[tuple[str, Any], ...]:
+    """``options`` as a tuple, once ``credentials`` and ``options`` are known to be what grpc
+    takes: TypeError naming the bad one otherwise (grpc would refuse them only later, on the
+    channel's thread, when it dials each address)."""
+    import grpc
+
+    if credentials is not None and not isinstance(credentials, grpc.ChannelCredentials):
+        hint = ""
+        if isinstance(credentials, grpc.CallCredentials):
+            hint = " (combine call credentials with grpc.composite_channel_credentials)"
+        raise TypeError(
+            "channel: credentials must be a grpc.ChannelCredentials or None, "
+            f"not {type(credentials).__name__}{hint}"
+        )
+    if isinstance(options, str | bytes | Mapping) or not isinstance(options, Iterable):
+        raise TypeError(
+            "channel: options must be a sequence of (str, value) pairs, "
+            f"not {type(options).__name__}"
+        )
+    checked = tuple(options)
+    for option in checked:
+        if (
+            not isinstance(option, tuple | list)
+            or len(option) != 2
+            or not isinstance(option[0], str)
+        ):
+            raise TypeError(f"channel: options: {option!r} is not a (str, value) pair")
+        value = option[1]
+        if not isinstance(value, int | float | str | bytes) and not hasattr(value, "__int__"):
+            raise TypeError(
+                f"channel: options: the value of {option[0]!r} must be an int, float, str or "
+                f"bytes, not {type(value).__name__}"
+            )
+    return tuple((name, value) for name, value in checked)

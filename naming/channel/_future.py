@@ -49,12 +49,14 @@ class UnaryFuture(grpc.Call, grpc.Future):  # type: ignore[misc]
         wait: bool,
         info: PickInfo,
         options: dict[str, Any],
+        timeout: float | None = None,
     ) -> None:
         self._channel = channel
         self._policy = policy
         self._spec = spec
         self._request = request
         self._deadline = deadline
+        self._timeout = timeout  # the call's own, for the details of a deadline
         self._wait = wait
         self._info = info
         self._options = options  # grpc's keyword arguments of every attempt
@@ -70,7 +72,9 @@ class UnaryFuture(grpc.Call, grpc.Future):  # type: ignore[misc]
         if self.cancelled():  # before a pick in a thread
             return
         try:
-            picked = self._channel.pick(self._policy, self._info, self._wait, self._deadline, block)
+            picked = self._channel.pick(
+                self._policy, self._info, self._wait, self._deadline, block, self._timeout
+            )
         except CallError as failed:
             self._finish(failed)
             return
@@ -123,7 +127,7 @@ class UnaryFuture(grpc.Call, grpc.Future):  # type: ignore[misc]
                 self.attempt(block=True)
             except Exception as exc:
                 log.exception("channel: a call failed in its pick thread")
-                self._finish(CallError(Code.UNKNOWN, f"channel: {type(exc).__name__}: {exc}"))
+                self._finish(CallError(Code.INTERNAL, f"channel: {type(exc).__name__}: {exc}"))
 
         threading.Thread(target=run, name="naming-channel-call", daemon=True).start()
 

@@ -53,6 +53,7 @@ from ._errors import CallError, closed_error
 __all__ = [
     "PICK_ERRORS",
     "CallPolicy",
+    "as_seconds",
     "idempotent_methods",
     "remaining",
     "resync_wait",
@@ -123,18 +124,51 @@ class CallPolicy:
             return deadline, True, self.sent_when_waiting
         return deadline, False, wait_for_ready
 
-    def pick_failed(self, error: Exception, block: bool) -> CallError | None:
+    def pick_failed(
+        self,
+        error: Exception,
+        block: bool,
+        target: str | None = None,
+        resolver_error: BaseException | None = None,
+        timeout: float | None = None,
+    ) -> CallError | None:
         """The status of a call whose pick raised ``error`` (one of PICK_ERRORS).
 
         UNAVAILABLE: no address at all (fail-fast); DEADLINE_EXCEEDED: none became ready in time;
         CANCELLED: the balancer is closed. None: a pick made without blocking would have to wait,
         and the driver makes it again where it may block.
+
+        The details are the balancer's message; given the channel's ``target``, they start with
+        it, a deadline's say the call's ``timeout`` (rounded) rather than what was left of it, and
+        a ``resolver_error`` (``Balancer.resolver_error``) ends them, as grpc-go's "last resolver
+        error" does: ``"etcd://h:1/svc: round_robin: there is no address available; last
+        resolver error: etcd: ..."``.
         """
         if isinstance(error, NoAddressAvailableError):
-            return CallError(Code.UNAVAILABLE, str(error))
+            details = str(error) if target is None else f"{target}: {error}"
+            return CallError(Code.UNAVAILABLE, details + _last_error(resolver_error))
         if isinstance(error, DeadlineExceededError):
-            return CallError(Code.DEADLINE_EXCEEDED, str(error)) if block else None
+            if not block:
+                return None
+            if target is None:
+                details = str(error)
+            elif timeout is None:
+                details = f"{target}: {error}"
+            else:
+                details = f"{target}: no address became ready within {as_seconds(timeout)}"
+            return CallError(Code.DEADLINE_EXCEEDED, details + _last_error(resolver_error))
         return closed_error()
+
+    def balancer_failed(self, error: Exception, target: str) -> CallError:
+        """The status of a call whose pick raised something else: the balancer (its picker) is
+        broken. INTERNAL, as gRFC A54 gives a picker that fails in a way it may not: the failure
+        is the client's own, not the server's nor the network's, so nothing should retry it as
+        UNAVAILABLE; for every kind of call, wait_for_ready or not."""
+        return CallError(
+            Code.INTERNAL,
+            f"channel: {target}: the balancer failed to pick an address for {self.method}: "
+            f"{type(error).__name__}: {error}",
+        )
 
     def unusable(self, address: Any, wait: bool, picks: int) -> CallError | None:
         """After ``picks`` picks whose address had no subchannel (the balancer is ahead of the
@@ -154,6 +188,15 @@ class CallPolicy:
         if wait:
             return min(FIRST_PAUSE * 2.0 ** min(attempts - 1, 16), LONGEST_PAUSE)
         return 0.0 if attempts == 1 else None
+
+
+def _last_error(error: BaseException | None) -> str:
+    return "" if error is None else f"; last resolver error: {error}"
+
+
+def as_seconds(value: float) -> str:
+    """``value`` seconds for a message, rounded: ``0.1s``, ``2.5s``, ``1200s``."""
+    return f"{value:.3g}s" if abs(value) < 1000 else f"{value:.0f}s"
 
 
 def within(seconds: float, deadline: float | None) -> float:

@@ -5,6 +5,13 @@ calls the ``down`` that ``up()`` returned (legacy grpc-go ``addrConn``). When gr
 go IDLE (the server closed it) the subchannel asks grpc to connect again at once, as the legacy v1
 wrapper did, so that a server that comes back rejoins by itself.
 
+How it learns its connectivity: grpcio's ``Channel.subscribe`` runs one poller thread per channel,
+and a process with thousands of them stalls. So a subchannel is *polled* instead: the channel's
+own thread calls :meth:`Subchannel.poll` now and then (:mod:`naming.channel._poller`), which reads
+the state with grpcio's ``cygrpc.Channel.check_connectivity_state(try_to_connect)``, a private
+API of grpcio (``grpc._channel.Channel._channel``), and one non-blocking C call. Where that API is
+missing, the subchannel falls back to ``subscribe`` and its thread.
+
 Calls on a subchannel are counted while they run, so that a subchannel whose address left the list
 (it is *retired*) can be closed when its last call ends, or after a grace period. The set of them a
 channel keeps is :class:`naming.channel._subchannels.Subchannels`.
@@ -12,6 +19,7 @@ channel keeps is :class:`naming.channel._subchannels.Subchannels`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -30,10 +38,20 @@ log = logging.getLogger(__name__)
 READY = grpc.ChannelConnectivity.READY
 IDLE = grpc.ChannelConnectivity.IDLE
 _POLL_PERIOD = 0.25  # grpcio's connectivity poller wakes every 0.2 s
+# grpc core's connectivity numbers (what check_connectivity_state returns) to grpcio's enum.
+_STATES = {state.value[0]: state for state in grpc.ChannelConnectivity}
 
 
 def _nothing(state: Any) -> None:
     """The callback of the subscribe/unsubscribe pair that asks grpc to connect."""
+
+
+def state_reader(channel: Any) -> Callable[[bool], int] | None:
+    """``check_connectivity_state(try_to_connect)`` of grpcio's core channel under ``channel``:
+    the state now, without blocking or a thread. None when this grpcio has no such private API."""
+    core = getattr(channel, "_channel", None)
+    check = getattr(core, "check_connectivity_state", None)
+    return check if callable(check) else None
 
 
 def _await_poller(channel: Any) -> None:
@@ -55,8 +73,12 @@ def _await_poller(channel: Any) -> None:
 class Subchannel:
     """One grpc channel to ``address``, reporting its connectivity to ``balancer``.
 
-    Thread-safety: every method may be called from any thread. grpc delivers connectivity on its own
-    thread; that path never blocks and never closes a grpc channel. ``close()`` is idempotent.
+    With ``poll`` (the default, when grpcio allows it: :attr:`polled`) its connectivity is read by
+    :meth:`poll`, which its owner calls; otherwise grpc delivers it on a thread of its own.
+    ``on_change(subchannel)`` follows every change of :attr:`state`.
+
+    Thread-safety: every method may be called from any thread. The connectivity path never blocks
+    and never closes a grpc channel. ``close()`` is idempotent.
     """
 
     def __init__(
@@ -66,7 +88,8 @@ class Subchannel:
         *,
         credentials: Any = None,
         options: Sequence[tuple[str, Any]] = (),
-        on_change: Callable[[], None] = lambda: None,
+        on_change: Callable[[Subchannel], None] = lambda subchannel: None,
+        poll: bool = True,
     ) -> None:
         self.address = address
         self.state: Any = IDLE  # the last grpc.ChannelConnectivity that grpc delivered
@@ -85,7 +108,11 @@ class Subchannel:
             self._channel = grpc.insecure_channel(address.addr, options=list(options))
         else:
             self._channel = grpc.secure_channel(address.addr, credentials, options=list(options))
-        self._channel.subscribe(self._on_state, try_to_connect=True)
+        self._check = state_reader(self._channel) if poll else None
+        if self._check is None:
+            self._channel.subscribe(self._on_state, try_to_connect=True)
+        else:
+            self._check(True)  # start connecting; the next poll() reads where that got
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -132,6 +159,11 @@ class Subchannel:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def polled(self) -> bool:
+        """True when :meth:`poll` tracks the connectivity; False: grpc's subscription does."""
+        return self._check is not None
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def retire(self) -> None:
@@ -165,13 +197,15 @@ class Subchannel:
             down, self._down = self._down, None
         if down is not None:
             down(reason)
-        self._channel.unsubscribe(self._on_state)
+        if self._check is None:
+            self._channel.unsubscribe(self._on_state)
 
     def close(self, reason: BaseException | None = None) -> None:
         """Detach, then close the grpc channel, which cancels the calls still on it. Idempotent.
 
-        Blocks until grpc's connectivity poller of this channel has stopped (it wakes every 0.2 s
-        and fails if it finds its channel closed while it still had work). Not for grpc threads.
+        A subchannel that is not polled first waits until grpc's connectivity poller of this
+        channel has stopped (it wakes every 0.2 s and fails if it finds its channel closed while
+        it still had work). Not for grpc threads.
         """
         self.detach(reason)
         with self._lock:
@@ -179,12 +213,29 @@ class Subchannel:
                 return
             self._closed = True
             self.closing = True
-        _await_poller(self._channel)
+        if self._check is None:
+            _await_poller(self._channel)
         self._channel.close()
 
-    # -- connectivity (grpc's delivery thread) -------------------------------------------------
+    # -- connectivity --------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Read the connectivity grpc has now (asking it to connect when idle) and act on a change.
+
+        Never blocks; a no-op once detached, or when grpc's subscription tracks this subchannel.
+        """
+        check = self._check
+        if check is None or self._detached:
+            return
+        try:
+            state = _STATES.get(check(True))
+        except ValueError:  # closed meanwhile
+            return
+        if state is not None and state is not self.state:
+            self._on_state(state)
 
     def _on_state(self, state: Any) -> None:
+        """A new state (from poll(), or on grpc's delivery thread)."""
         with self._lock:
             if self._detached:
                 return
@@ -192,22 +243,28 @@ class Subchannel:
             down = None
             if previous is READY and state is not READY:
                 down, self._down = self._down, None
+        log.debug("channel: %s: %s -> %s", self.address.addr, previous.name, state.name)
         if down is not None:
             down(ConnectionError(f"channel: connection to {self.address.addr} is {state.name}"))
         if state is READY and previous is not READY:
             self._up()
         self.connect_if_idle()
-        self._on_change()
+        self._on_change(self)
 
     def connect_if_idle(self) -> None:
         """Ask grpc to connect if the last state it reported is IDLE (grpc-go's ``sc.Connect()``).
 
-        Never blocks. grpcio's public way to ask is a subscription with ``try_to_connect``; its
-        poller thread acts on it within 0.2 s. The channel also calls this now and then, because
-        grpcio reports no change when a connection came and went between two of its polls.
+        Never blocks. A polled subchannel asks grpc directly. Otherwise grpcio's public way to ask
+        is a subscription with ``try_to_connect``; its poller thread acts on it within 0.2 s, and
+        the channel calls this now and then, because grpcio reports no change when a connection
+        came and went between two of its polls.
         """
         with self._lock:
             if self._detached or self.state is not IDLE:
+                return
+            if self._check is not None:
+                with contextlib.suppress(ValueError):  # closed meanwhile
+                    self._check(True)
                 return
             self._channel.subscribe(_nothing, try_to_connect=True)
             self._channel.unsubscribe(_nothing)
