@@ -62,6 +62,24 @@ _target(
     lambda v, r: v <= 2,
 )
 _target(
+    "p4_channel_update_ratio_10000_vs_10",
+    "one address added or removed through naming.dial, 10,000 present / 10 present",
+    "<= 2",
+    lambda v, r: v <= 2,
+)
+_target(
+    "p4_channel_initial_1000",
+    "seconds from naming.dial() until 1,000 subchannels exist",
+    "report",
+    None,
+)
+_target(
+    "p4_channel_initial_10000",
+    "seconds from naming.dial() until 10,000 subchannels exist",
+    "report",
+    None,
+)
+_target(
     "p5_failed_graceful",
     "failed RPCs, one of 3 servers stopped gracefully (deregistered first)",
     "0",

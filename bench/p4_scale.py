@@ -19,6 +19,8 @@ so ``p4_initial_resolve_unique_metadata_ratio`` reports the same with an ``insta
 every record's metadata: the case where nothing is shared.
 
 Rounds are interleaved (A B A B ...) and the figure is the median of per-round ratios.
+
+The same scale through ``naming.dial`` (``p4_channel_*``) is measured by :mod:`bench.p4_channel`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from backends._etcd_records import encode_record
 from balancers import RoundRobin
 from naming.testing.etcd import EtcdServer
 
+from . import p4_channel
 from ._stats import interleave, ratios, summarize
 
 __all__ = ["run"]
@@ -244,4 +247,5 @@ def initial_resolve(rounds: int) -> dict[str, float]:
 def run(quick: bool) -> dict[str, float]:
     results = update_cost(*((7, 200) if quick else (21, 500)))
     results.update(initial_resolve(7 if quick else 31))
+    results.update(p4_channel.run(quick))
     return results
