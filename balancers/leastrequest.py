@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from naming.core import Address, Resolver, hookimpl
 
@@ -55,13 +56,18 @@ class LeastRequest(PickerBalancer):
     name = "least_request"
 
     def __init__(
-        self, resolver: Resolver | None = None, *, choice_count: int = 2, seed: int | None = None
+        self,
+        resolver: Resolver | None = None,
+        *,
+        choice_count: int = 2,
+        seed: int | None = None,
+        **options: Any,
     ) -> None:
         if type(choice_count) is not int or choice_count < 2:
             raise ValueError(
                 f"least_request: choice_count must be an int >= 2, not {choice_count!r}"
             )
-        super().__init__(resolver)
+        super().__init__(resolver, **options)
         self.choice_count = choice_count
         self._rng = random.Random(seed)
 

@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from naming.core import Address, Resolver, hookimpl
 
@@ -165,10 +166,11 @@ class P2CEwma(PickerBalancer):
         penalty: float = 1.0,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        **options: Any,
     ) -> None:
         _check_seconds("tau", tau, zero=False)
         _check_seconds("penalty", penalty, zero=True)
-        super().__init__(resolver)
+        super().__init__(resolver, **options)
         self.tau = float(tau)
         self.penalty = float(penalty)
         self._rng = random.Random(seed)

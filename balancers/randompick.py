@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from naming.core import Address, Resolver, hookimpl
 
@@ -34,8 +35,10 @@ class Random(PickerBalancer):
 
     name = "random"
 
-    def __init__(self, resolver: Resolver | None = None, *, seed: int | None = None) -> None:
-        super().__init__(resolver)
+    def __init__(
+        self, resolver: Resolver | None = None, *, seed: int | None = None, **options: Any
+    ) -> None:
+        super().__init__(resolver, **options)
         self._rng = random.Random(seed)
 
     def build_picker(self, state: PickerState, previous: Picker | None) -> Picker:

@@ -19,6 +19,7 @@ import hashlib
 import math
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from naming.core import Address, NamingError, Resolver, hookimpl
 
@@ -116,12 +117,13 @@ class RingHash(PickerBalancer):
         require_key: bool = False,
         min_ring_size: int = 2048,
         seed: int | None = None,
+        **options: Any,
     ) -> None:
         if not isinstance(hash_key, str) or not hash_key:
             raise ValueError(f"ring_hash: hash_key must be a metadata key, not {hash_key!r}")
         if type(min_ring_size) is not int or min_ring_size < 1:
             raise ValueError(f"ring_hash: min_ring_size must be an int >= 1: {min_ring_size!r}")
-        super().__init__(resolver)
+        super().__init__(resolver, **options)
         self.hash_key = hash_key.lower()
         self.require_key = bool(require_key)
         self.min_ring_size = min_ring_size

@@ -13,7 +13,7 @@ import heapq
 import threading
 from collections.abc import Callable, Sequence
 
-from naming.core import Address, Resolver, hookimpl
+from naming.core import Address, hookimpl
 
 from ._balancer import PickInfo, Put
 from ._picker import Picker, PickerBalancer, PickerState
@@ -52,9 +52,6 @@ class WeightedRoundRobin(PickerBalancer):
     """
 
     name = "weighted_round_robin"
-
-    def __init__(self, resolver: Resolver | None = None) -> None:
-        super().__init__(resolver)
 
     def new_address_state(self, address: Address) -> int:
         return address_weight(address, self._log, self.name)

@@ -9,7 +9,7 @@ from typing import Any
 import balancers
 from backends.manual import ManualResolver
 from balancers import PickerBalancer, PickInfo
-from naming import Address, Operation, Update
+from naming import Address, Update
 from naming.testing import DEFAULT_TIMEOUT, FakeChannel, wait_until
 
 __all__ = ["driven", "keyed", "picks", "push"]
@@ -36,13 +36,10 @@ def push(
     balancer: PickerBalancer, resolver: ManualResolver, fake: FakeChannel, updates: list[Update]
 ) -> None:
     """Apply ``updates`` and wait until the fake channel connected exactly the listed addresses."""
-    want = set(balancer.addresses)
-    for update in updates:
-        if update.op is Operation.ADD:
-            want.add(update.address)
-        else:
-            want.discard(update.address)
     resolver.update(updates)
+    resolved = resolver.addresses
+    selection = balancer._selection  # the filter and subset options, when given
+    want = set(resolved if selection is None else selection.select(resolved))
 
     def settled() -> bool:
         return set(balancer.addresses) == want and fake.connected == want
