@@ -137,3 +137,14 @@ def test_the_channel_connects_only_to_its_subset(harness: Harness) -> None:
     wait_until(lambda: {call_port(channel, wait_for_ready=True) for _ in range(6)} == names)
     assert set(channel.subchannels()) == set(want)
     assert sum(s.calls for s in servers if s.name not in names) == 0
+
+
+def test_the_channel_connects_only_to_filtered_addresses(harness: Harness) -> None:
+    servers = harness.start_servers(3)
+    resolver, target = harness.manual()
+    channel = harness.dial(target, balancer="p2c_ewma", filter={"version": "v2"})
+    listed = [v(s.address, "v2" if s.name != "s1" else "v1") for s in servers]
+    resolver.update([Update.add(a) for a in listed])
+    wait_until(lambda: {call_port(channel, wait_for_ready=True) for _ in range(20)} == {"s0", "s2"})
+    assert set(channel.subchannels()) == {listed[0], listed[2]}
+    assert servers[1].calls == 0
