@@ -90,8 +90,8 @@ def _p99(call: Call, calls: int, threads: int = CALLERS) -> Callable[[], float]:
 
 
 def _channels(quick: bool) -> dict[str, Any]:
-    rounds = 8 if quick else 40
-    calls = 100 if quick else 200
+    rounds = 3 if quick else 40
+    calls = 60 if quick else 200
     results: dict[str, Any] = {}
     with child_servers(3, delays_ms=(0.0, 0.0, SLOW_MS)) as servers:
         every = "static:///" + ",".join(s.address for s in servers)
@@ -116,7 +116,7 @@ def _channels(quick: bool) -> dict[str, Any]:
             calls_of["native"] = native.unary_unary(ECHO, _registered_method=True)
             for key, call in calls_of.items():
                 _wait_all_answer(call, servers[:2] if key == "ceiling" else servers)
-                _seq_rate(call, 100)()
+                _seq_rate(call, 30 if quick else 100)()
             order = ["p2c", "rr", "ceiling", "p2c_tau10"]
             seq = interleave(rounds, *(_seq_rate(calls_of[k], calls) for k in order))
             by = dict(zip(order, seq, strict=True))
@@ -197,7 +197,7 @@ def _picks(balancer: Any, count: int) -> float:
 
 
 def _pick_shares(quick: bool) -> dict[str, Any]:
-    rounds, rpcs, picks = (5, 200, 20_000) if quick else (15, 1_000, 100_000)
+    rounds, rpcs, picks = (3, 100, 10_000) if quick else (15, 1_000, 100_000)
     results: dict[str, Any] = {}
     with child_servers(1) as (server,), grpc.insecure_channel(server.address) as channel:
         echo = channel.unary_unary(ECHO)
