@@ -39,6 +39,7 @@ from ._balancer import Balancer, BalancerConfig, Down, PickInfo, Put
 from ._notify import Notifications
 from ._ready import Joined, ReadyList
 from ._resolving import ResolverLoop
+from ._select import AddressFilter, Selection
 from ._store import AddressStates, NoStates
 
 __all__ = ["Picker", "PickerBalancer", "PickerState"]
@@ -129,7 +130,27 @@ class PickerBalancer(Balancer):
     after that makes a fresh one; a duplicate ADD keeps the existing one).
     """
 
-    def __init__(self, resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        resolver: Resolver | None = None,
+        *,
+        subset_size: int | None = None,
+        client_index: int | None = None,
+        client_count: int | None = None,
+        client_id: str | None = None,
+        filter: AddressFilter | None = None,
+        filter_fallback: bool = False,
+    ) -> None:
+        options: dict[str, Any] = {
+            "subset_size": subset_size,
+            "client_index": client_index,
+            "client_count": client_count,
+            "client_id": client_id,
+            "filter": filter,
+            "filter_fallback": filter_fallback,
+        }
+        name = self.name or type(self).__name__
+        self._selection = Selection(name, **options) if Selection.wanted(**options) else None
         self._resolver = resolver
         self._cond = threading.Condition()
         self._addrs: dict[Address, int] = {}  # insertion order; value: position in the list
@@ -344,6 +365,9 @@ class PickerBalancer(Balancer):
         with self._cond:
             if self._closed:
                 return
+            if self._selection is not None:  # the filter and the subset: a diff of the selection
+                updates = self._selection.updates(updates, replace, self._addrs)
+                replace = False
             if replace:
                 wanted = {u.address for u in updates if u.op is Operation.ADD}
                 gone = [Update.delete(a) for a in self._addrs if a not in wanted]

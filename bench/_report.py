@@ -111,6 +111,80 @@ _target(
     None,
 )
 
+_target(
+    "p6_p2c_vs_rr_seq",
+    "throughput, 1 caller, one of 3 servers 5 ms slow: p2c_ewma / our round_robin",
+    ">= 3",
+    lambda v, r: v >= 3,
+)
+_target(
+    "p6_p2c_vs_ceiling_seq",
+    "the same: p2c_ewma / round_robin over the two fast servers only (the ceiling)",
+    ">= 0.6",
+    lambda v, r: v >= 0.6,
+)
+_target(
+    "p6_p2c_tau10_vs_ceiling_seq",
+    "the same with tau=10 s (Finagle's, go-zero's) instead of our default 1 s",
+    "report",
+    None,
+)
+_target(
+    "p6_p2c_p99_vs_native_rr_16",
+    "p99 latency, 16 callers: p2c_ewma / grpcio's round_robin",
+    "<= 0.5",
+    lambda v, r: v <= 0.5,
+)
+_target(
+    "p6_ceiling_p99_vs_native_rr_16",
+    "anchor: p99, 16 callers: round_robin over the two fast only / grpcio's round_robin",
+    "report",
+    None,
+)
+_target(
+    "p6_lr_vs_ceiling_16",
+    "throughput, 16 callers: least_request / round_robin over the two fast only",
+    ">= 0.85",
+    lambda v, r: v >= 0.85,
+)
+_target(
+    "p6_ring_spread_10",
+    "ring_hash: max/mean keys per server, 100,000 keys over 10 servers",
+    "<= 1.15",
+    lambda v, r: v <= 1.15,
+)
+_target(
+    "p6_ring_moved_11",
+    "ring_hash: share of keys moved when an 11th server joins / (1/11)",
+    "<= 1.3",
+    lambda v, r: v <= 1.3,
+)
+_target(
+    "p6_subset_spread_index",
+    "100 clients, subset 10 of 100 servers, by client_index: max/mean clients per server",
+    "<= 1.2",
+    lambda v, r: v <= 1.2,
+)
+_target(
+    "p6_subset_spread_id",
+    "the same by client_id (rendezvous hashing)",
+    "report",
+    None,
+)
+for _policy, _label in (
+    ("random", "random"),
+    ("wrr", "weighted_round_robin"),
+    ("lr", "least_request"),
+    ("p2c", "p2c_ewma"),
+    ("ring", "ring_hash"),
+):
+    _target(
+        f"p2_pick_share_{_policy}_10000",
+        f"get()+put(), {_label}, 10,000 addresses / one RPC",
+        "<= 0.02",
+        lambda v, r: v <= 0.02,
+    )
+
 
 def met(name: str, results: Mapping[str, Any]) -> bool | None:
     """True or False against the target; None when the figure is reported only or missing."""

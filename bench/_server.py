@@ -3,7 +3,8 @@
     python -m bench._server --name s1 [--port 0] [--register TARGET]
 
 It answers ``/bench.Echo/Echo`` (raw bytes: the reply is the server's name) and
-``/bench.Echo/Slow`` (the same after the number of milliseconds in the request). It prints
+``/bench.Echo/Slow`` (the same after the number of milliseconds in the request); ``--delay MS``
+makes every Echo call that much slower (one slow server among fast ones). It prints
 ``PORT <n>`` once serving. SIGTERM stops it gracefully; with ``--register`` the record goes first
 (``naming.register_server``).
 """
@@ -34,10 +35,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--register", metavar="TARGET")
     parser.add_argument("--ttl", type=float, default=3.0)
     parser.add_argument("--grace", type=float, default=2.0)
+    parser.add_argument("--delay", type=float, default=0.0, help="ms to sleep in every Echo call")
     args = parser.parse_args(argv)
     reply = args.name.encode()
 
+    delay = args.delay / 1000
+
     def echo(request: bytes, context: Any) -> bytes:
+        if delay:
+            time.sleep(delay)
         return reply
 
     def slow(request: bytes, context: Any) -> bytes:

@@ -17,9 +17,10 @@ START_TIMEOUT = 30.0
 class ChildServer:
     """One ``bench._server`` process. ``address`` is known once started; restarts keep the port."""
 
-    def __init__(self, name: str, register: str | None = None) -> None:
+    def __init__(self, name: str, register: str | None = None, delay_ms: float = 0.0) -> None:
         self.name = name
         self.register = register
+        self.delay_ms = delay_ms
         self.port = 0
         self._process: subprocess.Popen[str] | None = None
 
@@ -43,6 +44,8 @@ class ChildServer:
         ]
         if self.register:
             command += ["--register", self.register]
+        if self.delay_ms:
+            command += ["--delay", str(self.delay_ms)]
         self._process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -82,9 +85,13 @@ class ChildServer:
 
 
 @contextmanager
-def child_servers(count: int, register: str | None = None) -> Iterator[list[ChildServer]]:
-    """``count`` started servers named s1..sN; all killed at exit."""
-    servers = [ChildServer(f"s{i + 1}", register) for i in range(count)]
+def child_servers(
+    count: int, register: str | None = None, delays_ms: tuple[float, ...] = ()
+) -> Iterator[list[ChildServer]]:
+    """``count`` started servers named s1..sN (server i sleeping ``delays_ms[i]`` ms in every Echo
+    call, when given); all killed at exit."""
+    delays = list(delays_ms) + [0.0] * (count - len(delays_ms))
+    servers = [ChildServer(f"s{i + 1}", register, delays[i]) for i in range(count)]
     try:
         for server in servers:
             server.start()
