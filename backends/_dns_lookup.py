@@ -108,15 +108,18 @@ class DnspythonLookup:
             raise BackendUnavailableError(f"dns: {name} {rdtype}: {self.server}: {exc}") from exc
 
     def addresses(self, host: str, port: int) -> Answer:
-        ips, ttl = self.ips(host)
+        ips, ttl = self.ips(host, missing_ok=False)
         if not ips:
             raise NameNotFound(f"dns: {host}: no A or AAAA record at {self.server}")
         return Answer([format_address(ip, port) for ip in ips], ttl)
 
-    def ips(self, host: str, additional: Any = None) -> tuple[list[str], float | None]:
+    def ips(
+        self, host: str, additional: Any = None, *, missing_ok: bool = True
+    ) -> tuple[list[str], float | None]:
         """The A and AAAA addresses of ``host`` and their smallest TTL; an empty list when none.
 
         ``additional`` is a response's additional section: records found there are not asked for.
+        NXDOMAIN gives an empty list, or NameNotFound without ``missing_ok``.
         """
         ips: list[str] = []
         ttls: list[float] = []
@@ -126,6 +129,8 @@ class DnspythonLookup:
                 try:
                     rrset = self.query(host, rdtype).rrset
                 except NameNotFound:
+                    if not missing_ok:
+                        raise
                     return [], None
             if rrset is not None:
                 ips.extend(rr.address for rr in rrset)
