@@ -106,6 +106,10 @@ class DnspythonLookup:
             ) from exc
         except dns.exception.DNSException as exc:
             raise BackendUnavailableError(f"dns: {name} {rdtype}: {self.server}: {exc}") from exc
+        except OSError as exc:  # refused (ICMP port unreachable), no route: the server may return
+            raise BackendUnavailableError(
+                f"dns: {name} {rdtype}: {self.server} cannot be reached: {exc}"
+            ) from exc
 
     def addresses(self, host: str, port: int) -> Answer:
         ips, ttl = self.ips(host, missing_ok=False)
@@ -138,7 +142,8 @@ class DnspythonLookup:
         return _ordered(ips), min(ttls) if ttls else None
 
     def srv(self, name: str) -> Answer:
-        """SRV: the lowest priority group with an address; weight becomes metadata ``weight``."""
+        """SRV: the lowest priority group with an address; each record's weight becomes metadata
+        ``weight`` (none when every record of the group has the same weight)."""
         answer = self.query(name, "SRV")
         if answer.rrset is None or not len(answer.rrset):
             raise NameNotFound(f"dns: {name}: no SRV record at {self.server}")
@@ -150,12 +155,14 @@ class DnspythonLookup:
         for priority in sorted(groups):
             addresses: list[Address] = []
             records = sorted(groups[priority], key=lambda rr: (str(rr.target), rr.port))
+            # weights that are all equal say nothing: the addresses then carry no metadata
+            weighted = len({int(rr.weight) for rr in records}) > 1
             for rr in records:
                 host = str(rr.target)
                 ips, ttl = self.ips(host, additional)
                 if ttl is not None:
                     ttls.append(ttl)
-                meta = {"weight": int(rr.weight), "priority": priority}
+                meta = {"weight": int(rr.weight)} if weighted else None
                 addresses.extend(format_address(ip, int(rr.port), meta) for ip in ips)
             if addresses:
                 return Answer(list(dict.fromkeys(addresses)), min(ttls))

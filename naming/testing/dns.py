@@ -22,14 +22,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import pwd
+import secrets
 import shutil
+import socket
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .process import HOST, ManagedProcess, ProcessError, accepts_connections
+from .process import HOST, ManagedProcess, ProcessError
 
-__all__ = ["DnsServer", "SrvRecord", "find_dnsmasq"]
+__all__ = ["DnsServer", "SrvRecord", "answers_udp", "find_dnsmasq"]
 
 _SEARCH = ("/usr/sbin/dnsmasq", "/usr/local/sbin/dnsmasq", "/sbin/dnsmasq")
 
@@ -43,6 +46,25 @@ def find_dnsmasq(path: str | None = None) -> str:
         "dns: dnsmasq not found; install Debian's dnsmasq-base (scripts/test does) "
         "or set NAMING_DNSMASQ"
     )
+
+
+def answers_udp(port: int, timeout: float = 0.2) -> bool:
+    """Does a DNS server on 127.0.0.1:``port`` answer a UDP query (any answer, NXDOMAIN too)?
+
+    The health check asks over UDP, as the backend does: a TCP connection would make dnsmasq fork
+    a child that keeps the UDP socket open past a restart, and then swallows the queries.
+    """
+    ident = secrets.randbelow(65536)
+    question = b"".join(bytes([len(label)]) + label for label in (b"health", b"check")) + b"\0"
+    packet = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0) + question + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(packet, (HOST, port))
+            reply = sock.recv(512)
+        except OSError:
+            return False
+    return len(reply) >= 12 and struct.unpack(">H", reply[:2])[0] == ident
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +87,7 @@ class DnsServer(ManagedProcess):
         self._srv: dict[str, list[SrvRecord]] = {}
         super().__init__(
             self._command,
-            healthy=lambda proc: accepts_connections(proc.port),
+            healthy=lambda proc: answers_udp(proc.port),
             name="dnsmasq",
             workdir=workdir,
             component="dns",
