@@ -86,6 +86,7 @@ class DnspythonLookup:
             self.server = "the system's DNS servers"
         self._resolver.timeout = timeout
         self._resolver.lifetime = timeout
+        self._resolver.use_edns(0, 0, 4096)  # big answers in one UDP reply, not a TCP retry
 
     def query(self, name: str, rdtype: str) -> Any:
         """The dnspython answer (``rrset`` None when empty); NameNotFound on NXDOMAIN."""

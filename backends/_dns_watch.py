@@ -64,7 +64,8 @@ class DnsWatcher(RegistryWatcher):
         self._missing: NameNotFound | None = None
         self._last_now = -float("inf")
         self._lock = threading.Lock()
-        self.rounds = 0  # lookups attempted, for tests and the bench
+        self._rounds_done = threading.Condition()
+        self.rounds = 0  # lookups finished (answered, missing or failed), for tests and the bench
         self.start()
 
     @property
@@ -90,6 +91,11 @@ class DnsWatcher(RegistryWatcher):
             self._due = now
         self._wake.set()
         return True
+
+    def wait_rounds(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` lookups have finished, or ``timeout``; True when they have."""
+        with self._rounds_done:
+            return self._rounds_done.wait_for(lambda: self.rounds >= count, timeout)
 
     # -- the kit's halves ------------------------------------------------------------------------
 
@@ -117,7 +123,14 @@ class DnsWatcher(RegistryWatcher):
     # -- one round -------------------------------------------------------------------------------
 
     def _round(self) -> None:
-        self.rounds += 1
+        try:
+            self._resolve_once()
+        finally:
+            with self._rounds_done:
+                self.rounds += 1
+                self._rounds_done.notify_all()
+
+    def _resolve_once(self) -> None:
         now = self._clock()
         try:
             answer = self._lookup()

@@ -152,4 +152,5 @@ class DnsServer(ManagedProcess):
             "--pid-file=",
             f"--user={pwd.getpwuid(os.getuid()).pw_name}",
             "--cache-size=0",
+            "--edns-packet-max=4096",  # a big answer fits one UDP reply
         ]
