@@ -42,7 +42,14 @@ from naming.core import (
 from ._dns_lookup import Answer, DnspythonLookup, SystemLookup, format_address
 from ._dns_watch import DnsSettings, DnsWatcher
 
-__all__ = ["DEFAULT_PORT", "DnsBackend", "DnsResolver", "split_dns_endpoint"]
+__all__ = [
+    "DEFAULT_PORT",
+    "DnsBackend",
+    "DnsResolver",
+    "DnsSettings",
+    "DnsWatcher",
+    "split_dns_endpoint",
+]
 
 DEFAULT_PORT = 443
 ALLOWED = ("min_interval", "max_interval", "grace", "timeout")

@@ -21,7 +21,7 @@ from typing import Any
 import dns.resolver
 
 import naming
-from backends._dns_watch import DnsWatcher
+from backends.dns import DnsWatcher
 from naming.testing.dns import DnsServer
 
 from ._stats import interleave, ratios, timed

@@ -12,8 +12,7 @@ import grpc
 import pytest
 
 import naming
-from backends._dns_watch import DnsWatcher
-from backends.dns import DnsResolver
+from backends.dns import DnsResolver, DnsWatcher
 from naming import NamingError, Operation, Update
 from naming.testing import DEFAULT_TIMEOUT, wait_until
 from naming.testing.dns import DnsServer, SrvRecord
