@@ -22,6 +22,7 @@ SECTIONS = {
     "p4": "bench.p4_scale",
     "p5": "bench.p5_failures",
     "p6": "bench.p6_policies",
+    "p12": "bench.p12_dns",
 }
 
 

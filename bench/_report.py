@@ -80,6 +80,18 @@ _target(
     None,
 )
 _target(
+    "p4_dns_reresolve_cost_ratio",
+    "one dns re-resolution, unchanged answer of 100 records / the bare dnspython A+AAAA queries",
+    "<= 1.3",
+    lambda v, r: v <= 1.3,
+)
+_target(
+    "p4_dns_reresolve_vs_a_only",
+    "the same re-resolution / a bare dnspython A query alone",
+    "report",
+    None,
+)
+_target(
     "p5_failed_graceful",
     "failed RPCs, one of 3 servers stopped gracefully (deregistered first)",
     "0",

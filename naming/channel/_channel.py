@@ -104,6 +104,7 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
             options=options,
             drain_grace=drain_grace,
             name=target,
+            on_failure=getattr(resolver, "resolve_now", None),
         )
         notifications = balancer.notify()
         if notifications is None:  # no resolver: connect to the target itself (legacy)

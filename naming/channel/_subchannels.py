@@ -54,8 +54,10 @@ class Subchannels:
         drain_grace: float = 5.0,
         name: str = "channel",
         poll: bool = True,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self._balancer = balancer
+        self._on_failure = on_failure
         self._credentials = credentials
         self._options = tuple(options)
         self._drain_grace = drain_grace
@@ -163,7 +165,9 @@ class Subchannels:
         self._polled -= subchannel.polled
 
     def _changed(self, subchannel: Subchannel) -> None:
-        """``subchannel.state`` changed (any thread): recount it if current, deliver."""
+        """``subchannel.state`` changed (any thread): recount it if current, deliver; a current one
+        entering TRANSIENT_FAILURE calls ``on_failure`` (the channel's ``resolve_now``)."""
+        failed = False
         with self._cond:
             if self.current.get(subchannel.address) is subchannel:
                 state = subchannel.state
@@ -172,6 +176,12 @@ class Subchannels:
                     self._counts[counted] -= 1
                     self._counts[state] += 1
                     self._counted[subchannel.address] = state
+                    failed = state is grpc.ChannelConnectivity.TRANSIENT_FAILURE
+        if failed and self._on_failure is not None:
+            try:
+                self._on_failure()
+            except Exception:
+                log.exception("channel: %s: resolve_now() failed", self._name)
         self.connectivity.deliver()
 
     def _evaluate(self) -> Any:

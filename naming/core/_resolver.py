@@ -59,5 +59,13 @@ class Resolver(Closeable, ABC):
     def resolve(self, target: Target | str) -> Watcher:
         """Return a watcher that tracks ``target``."""
 
+    def resolve_now(self) -> None:
+        """A hint that the addresses may be stale: look again soon (grpc-go's ``ResolveNow``).
+
+        The channel calls it when a subchannel goes to TRANSIENT_FAILURE. It must return at once,
+        from any thread; a resolver rate-limits it as it sees fit (DNS: once per
+        ``min_interval``). The default does nothing: a watching registry already knows.
+        """
+
     def close(self) -> None:
         """Release the resolver's resources. Idempotent; the default holds nothing."""

@@ -4,7 +4,11 @@
 ``127.0.0.1:2379,127.0.0.1:22379`` (the registry's own address, may be empty), endpoint ``hello``
 (the name being resolved, percent-decoded) and options ``{"prefix": "/services"}``.
 
-A target without ``://`` is a DNS name, as in gRPC: ``localhost:50051`` is ``dns:///localhost:50051``.
+A target without ``://`` is read as grpcio reads it: ``scheme:rest`` for gRPC's address schemes
+(``ipv4:10.0.0.1:50051,10.0.0.2:50051``, ``ipv6:[::1]:50051``, ``unix:path``,
+``unix-abstract:name``, ``dns:host:port``), and otherwise a DNS name: ``localhost:50051`` is
+``dns:///localhost:50051``. A unix target keeps its path as written: the endpoint of
+``unix:///tmp/sock`` is ``/tmp/sock``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,15 @@ from urllib.parse import quote, unquote
 from ..errors import TargetError
 from ._types import FrozenMap
 
-__all__ = ["DEFAULT_SCHEME", "Target", "parse_target"]
+__all__ = ["DEFAULT_SCHEME", "OPAQUE_SCHEMES", "Target", "parse_target"]
 
 DEFAULT_SCHEME = "dns"
+
+# gRPC's schemes that grpcio also reads without "//" (scheme:rest, the rest being the endpoint).
+OPAQUE_SCHEMES = frozenset({"dns", "ipv4", "ipv6", "unix", "unix-abstract"})
+# Schemes whose endpoint is a file system path: "unix:///tmp/sock" names /tmp/sock, as in gRPC.
+_PATH_SCHEMES = frozenset({"unix"})
+_OPAQUE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(?!//)(.*)", re.DOTALL)
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
@@ -67,7 +77,16 @@ class Target:
         object.__setattr__(self, "options", FrozenMap(options or {}))
 
     def __str__(self) -> str:
-        text = f"{self.scheme}://{self.authority}/{quote(self.endpoint, safe=_ENDPOINT_SAFE)}"
+        endpoint = quote(self.endpoint, safe=_ENDPOINT_SAFE)
+        if self.scheme in _PATH_SCHEMES and not self.authority:
+            # unix:///abs/path, or unix:relative/path: both read back to the same endpoint
+            text = (
+                f"{self.scheme}://{endpoint}"
+                if endpoint.startswith("/")
+                else (f"{self.scheme}:{endpoint}")
+            )
+        else:
+            text = f"{self.scheme}://{self.authority}/{endpoint}"
         if self.options:
             pairs = (
                 f"{quote(k, safe=_OPTION_SAFE)}={quote(str(v), safe=_OPTION_SAFE)}"
@@ -82,7 +101,7 @@ class Target:
         return [host for host in self.authority.split(",") if host]
 
 
-_ENDPOINT_SAFE = "/:,@!$'()*+;=-._~"
+_ENDPOINT_SAFE = "/:,@!$'()*+;=-._~[]"
 _OPTION_SAFE = "/:,@!$'()*+;-._~"
 
 
@@ -108,8 +127,20 @@ def parse_target(text: str) -> Target:
     if "#" in text:
         raise TargetError(f"target {text!r}: fragments ('#') are not allowed")
     if "://" not in text:
+        opaque = _OPAQUE.fullmatch(text)
+        if opaque is not None and opaque.group(1).lower() in OPAQUE_SCHEMES:
+            return _parse_opaque(opaque.group(1).lower(), opaque.group(2), text)
         return _parse_uri(f"{DEFAULT_SCHEME}:///{text}", text)
     return _parse_uri(text, text)
+
+
+def _parse_opaque(scheme: str, rest: str, original: str) -> Target:
+    """``scheme:endpoint[?options]``: gRPC's address schemes written without an authority."""
+    raw_endpoint, _, query = rest.partition("?")
+    endpoint = _decode(raw_endpoint, "endpoint", original)
+    if not endpoint:
+        raise TargetError(f"target {original!r}: missing endpoint (the name to resolve)")
+    return Target(scheme, "", endpoint, _parse_options(query, original))
 
 
 def _parse_uri(uri: str, original: str) -> Target:
@@ -128,7 +159,14 @@ def _parse_uri(uri: str, original: str) -> Target:
     endpoint = _decode(raw_endpoint, "endpoint", original)
     if not endpoint:
         raise TargetError(f"target {original!r}: missing endpoint (the name to resolve)")
-    return Target(scheme.lower(), authority, endpoint, _parse_options(query, original))
+    scheme = scheme.lower()
+    if scheme in _PATH_SCHEMES:
+        if authority:
+            raise TargetError(
+                f"target {original!r}: a {scheme} target has no authority ({scheme}:///abs/path)"
+            )
+        endpoint = "/" + endpoint
+    return Target(scheme, authority, endpoint, _parse_options(query, original))
 
 
 def _parse_options(query: str, original: str) -> dict[str, str]:

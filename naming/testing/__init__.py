@@ -12,9 +12,9 @@
 
 Modules: :mod:`naming.testing.servers` (real gRPC servers on loopback, imports grpc),
 :mod:`naming.testing.process` (a real server's child process), :mod:`naming.testing.etcd` (real
-etcd servers), :mod:`naming.testing.proxy` (a TCP proxy to cut: partitions), and two pytest
-plugins: :mod:`naming.testing.leaks` (the leak check fixture) and :mod:`naming.testing.conformance`
-(the conformance suite of a backend).
+etcd servers), :mod:`naming.testing.dns` (a real dnsmasq), :mod:`naming.testing.proxy` (a TCP
+proxy to cut: partitions), and two pytest plugins: :mod:`naming.testing.leaks` (the leak check
+fixture) and :mod:`naming.testing.conformance` (the conformance suite of a backend).
 """
 
 from __future__ import annotations
