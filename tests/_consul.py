@@ -47,3 +47,36 @@ def put_service(
         meta=dict(meta) if meta else None,
         weights={"Passing": weight, "Warning": 1} if weight else None,
     )
+
+
+class Tracker:
+    """Applies a watcher's batches to ``current`` and keeps every update in ``seen``; an ADD of an
+    address already there, or a DELETE of one that is not, fails at once (a duplicate)."""
+
+    def __init__(self, watcher: Any) -> None:
+        self.watcher = watcher
+        self.current: dict[str, Any] = {}
+        self.seen: list[Any] = []
+
+    def read(self, timeout: float) -> list[Any]:
+        from naming.core import Operation
+
+        batch = self.watcher.next(timeout=timeout)
+        for update in batch:
+            self.seen.append(update)
+            if update.op is Operation.ADD:
+                assert update.addr not in self.current, f"a duplicate ADD of {update.addr}"
+                self.current[update.addr] = update.address.metadata
+            else:
+                assert update.addr in self.current, f"a DELETE of {update.addr}, not in the set"
+                del self.current[update.addr]
+        return batch
+
+    def wait_for(self, addrs: set[str], timeout: float = 10.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while set(self.current) != addrs:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"the set is {sorted(self.current)}, expected {sorted(addrs)}"
+            self.read(min(remaining, 0.5))

@@ -10,7 +10,9 @@ endpoint, the behaviour modelled and its source in Consul's docs and code.
 * Faults: ``restart()`` (the agent forgets every service registered through the API and drops the
   open connections, then serves again on the same port), ``hang()``/``unhang()`` (connections are
   accepted and nothing is answered), ``stop()``/``start()``, and ``reset_index(to)``.
-* ``requests`` counts the requests per path kind; ``tokens`` keeps the token of each request.
+* ``requests`` counts the requests per kind (``health``, ``register``, ``check-pass``, ...);
+  ``tokens`` keeps every token sent (``header_tokens``: how many came in ``X-Consul-Token``),
+  ``queries`` the parameters of every health query.
 
 Its threads are named ``consul-double-*``; ``close()`` joins every one of them.
 """
@@ -94,6 +96,8 @@ class ConsulDouble:
         self.port = free_ports(1)[0]
         self.requests: Counter[str] = Counter()
         self.tokens: list[str | None] = []
+        self.queries: list[dict[str, list[str]]] = []
+        self.header_tokens = 0  # requests whose token came in the X-Consul-Token header
         self._reap_interval = reap_interval
         self._probe = probe or _grpc_health_probe
         self._rng = rng or random.Random()
@@ -217,7 +221,9 @@ class ConsulDouble:
             length = int(handler.headers.get("Content-Length") or 0)
             body = handler.rfile.read(length) if length else b""
             token = _token(query, handler.headers)
-            self.tokens.append(token)
+            if token is not None:
+                self.tokens.append(token)
+                self.header_tokens += bool(handler.headers.get("X-Consul-Token"))
             try:
                 status, headers, payload = self._route(method, url.path, query, body, token, sock)
             except ApiError as exc:
@@ -291,6 +297,7 @@ class ConsulDouble:
             return 200, {}, b""
         if method == "GET" and parts[:3] == ["v1", "health", "service"] and len(parts) == 4:
             self.requests["health"] += 1
+            self.queries.append(query)
             return self._health(urllib.parse.unquote(parts[3]), query, token, sock)
         if method == "GET" and path == "/v1/status/leader":
             return 200, {"Content-Type": "application/json"}, b'"127.0.0.1:8300"'

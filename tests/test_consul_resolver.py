@@ -1,0 +1,125 @@
+"""The Consul resolver on the Consul double: addresses, metadata, filters, options, environment."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import naming
+from naming.core import TargetError
+from naming.testing import SHORT_TIMEOUT, wait_until
+from naming.testing.consul import ConsulDouble
+
+from ._consul import FAST, Tracker, bare_client, put_service
+
+
+def test_the_address_falls_back_to_the_node_address_when_the_service_has_none() -> None:
+    with ConsulDouble(node_address="10.1.2.3") as double:
+        client = bare_client(double)
+        put_service(client, "svc", "a", "127.0.0.1:7001", address="")
+        put_service(client, "svc", "b", "127.0.0.5:7002")
+        with naming.resolve(f"consul://{double.endpoint}/svc", **FAST) as watcher:
+            assert sorted(u.addr for u in watcher.next(timeout=10)) == [
+                "10.1.2.3:7001",
+                "127.0.0.5:7002",
+            ]
+
+
+def test_meta_tags_and_weights_become_metadata(consul_double: ConsulDouble) -> None:
+    client = bare_client(consul_double)
+    put_service(client, "svc", "a", "127.0.0.1:7001", meta={"zone": "z1"}, tags=["v1"], weight=3)
+    put_service(client, "svc", "b", "127.0.0.1:7002")  # nothing: no metadata at all
+    with naming.resolve(f"consul://{consul_double.endpoint}/svc", **FAST) as watcher:
+        got = {u.addr: u.address.metadata for u in watcher.next(timeout=10)}
+    assert got == {
+        "127.0.0.1:7001": {"zone": "z1", "tags": ("v1",), "weight": 3},
+        "127.0.0.1:7002": None,
+    }
+    assert isinstance(got["127.0.0.1:7001"]["weight"], int)  # what weighted_round_robin reads
+
+
+def test_a_tag_filter_keeps_only_the_tagged_instances_ignoring_case(
+    consul_double: ConsulDouble,
+) -> None:
+    client = bare_client(consul_double)
+    put_service(client, "svc", "a", "127.0.0.1:7001", tags=["v1", "canary"])
+    put_service(client, "svc", "b", "127.0.0.1:7002", tags=["v2"])
+    put_service(client, "svc", "c", "127.0.0.1:7003", tags=["V1"])
+    base = f"consul://{consul_double.endpoint}/svc"
+    with naming.resolve(f"{base}?tag=v1", **FAST) as watcher:
+        assert sorted(u.addr for u in watcher.next(timeout=10)) == [
+            "127.0.0.1:7001",
+            "127.0.0.1:7003",
+        ]
+    with naming.resolve(base, tag=["v1", "canary"], **FAST) as watcher:
+        assert [u.addr for u in watcher.next(timeout=10)] == ["127.0.0.1:7001"]
+
+
+def test_dc_is_sent_and_an_unknown_dc_is_an_outage_that_names_it(
+    consul_double: ConsulDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    put_service(bare_client(consul_double), "svc", "a", "127.0.0.1:7001")
+    with naming.resolve(f"consul://{consul_double.endpoint}/svc?dc=dc1", **FAST) as watcher:
+        assert [u.addr for u in watcher.next(timeout=10)] == ["127.0.0.1:7001"]
+    caplog.set_level(logging.WARNING, logger="naming.consul")
+    with naming.resolve(f"consul://{consul_double.endpoint}/svc?dc=dc9", **FAST) as watcher:
+        assert watcher.next(timeout=SHORT_TIMEOUT) == []
+        wait_until(lambda: "No path to datacenter" in caplog.text, message="the dc warning")
+
+
+def test_passing_false_also_lists_critical_instances(consul_double: ConsulDouble) -> None:
+    client = bare_client(consul_double)
+    put_service(client, "svc", "a", "127.0.0.1:7001")
+    assert client.agent.service.register(
+        "svc", service_id="b", address="127.0.0.1", port=7002, check={"TTL": "30s"}
+    )  # its check starts critical
+    base = f"consul://{consul_double.endpoint}/svc"
+    with naming.resolve(base, **FAST) as watcher:
+        assert [u.addr for u in watcher.next(timeout=10)] == ["127.0.0.1:7001"]
+    with naming.resolve(f"{base}?passing=false", **FAST) as watcher:
+        assert sorted(u.addr for u in watcher.next(timeout=10)) == [
+            "127.0.0.1:7001",
+            "127.0.0.1:7002",
+        ]
+
+
+def test_consul_http_addr_names_the_agent_when_the_target_has_none(
+    consul_double: ConsulDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_service(bare_client(consul_double), "svc", "a", "127.0.0.1:7001")
+    monkeypatch.setenv("CONSUL_HTTP_ADDR", f"http://{consul_double.endpoint}")
+    with naming.resolve("consul:///svc", **FAST) as watcher:
+        assert [u.addr for u in watcher.next(timeout=10)] == ["127.0.0.1:7001"]
+
+
+def test_options_are_checked() -> None:
+    for bad in ("consul://127.0.0.1:8500/svc?token=x", "consul://127.0.0.1:8500/svc?consistency=x"):
+        with pytest.raises((TargetError, ValueError)):
+            naming.resolve(bad)
+    with pytest.raises(ValueError, match="cert_cert and cert_key"):
+        naming.resolve("consul://127.0.0.1:8500/svc", cert_cert="/x.pem")
+    with pytest.raises(ValueError, match="must be a string"):
+        naming.register("consul://127.0.0.1:8500/svc", "127.0.0.1:1", {"n": 1}, ttl=3)
+
+
+def test_stale_consistency_is_sent_as_a_query_flag(consul_double: ConsulDouble) -> None:
+    put_service(bare_client(consul_double), "svc", "a", "127.0.0.1:7001")
+    target = f"consul://{consul_double.endpoint}/svc?consistency=stale"
+    with naming.resolve(target, **FAST) as watcher:
+        assert [u.addr for u in watcher.next(timeout=10)] == ["127.0.0.1:7001"]
+    assert "stale" in consul_double.queries[0]
+
+
+def test_an_unchanged_index_is_no_change_and_the_loop_is_rate_limited(
+    consul_double: ConsulDouble,
+) -> None:
+    put_service(bare_client(consul_double), "svc", "a", "127.0.0.1:7001")
+    # a wait of 1 ms: every blocking query comes back at once with the same index
+    with naming.resolve(f"consul://{consul_double.endpoint}/svc", wait=0.001) as watcher:
+        tracker = Tracker(watcher)
+        tracker.wait_for({"127.0.0.1:7001"})
+        before = consul_double.requests["health"]
+        assert watcher.next(timeout=0.5) == []
+        asked = consul_double.requests["health"] - before
+    assert 3 <= asked <= 0.5 / 0.02 + 5, asked  # MIN_INTERVAL (20 ms) apart at most
