@@ -123,3 +123,30 @@ def test_an_unchanged_index_is_no_change_and_the_loop_is_rate_limited(
         assert watcher.next(timeout=0.5) == []
         asked = consul_double.requests["health"] - before
     assert 3 <= asked <= 0.5 / 0.02 + 5, asked  # MIN_INTERVAL (20 ms) apart at most
+
+
+def test_the_six_grpc_lb_behaviours_hold_on_the_double() -> None:
+    from naming._demo import run_consul_demo
+
+    lines: list[str] = []
+    results = run_consul_demo(150, lines.append)
+    assert [r.behaviour[:2] for r in results] == ["1.", "2.", "3.", "4.", "5.", "6."]
+    failed = [f"{r.behaviour}: {r.measured}" for r in results if not r.passed]
+    assert not failed, "\n".join(lines)
+    assert "NOT a real Consul agent" in lines[0]
+    assert results[4].measured == "S1=50, S2=50, S4=50; failed=0; records=S1,S2,S4"
+
+
+def test_the_demo_command_runs_on_the_consul_double_and_says_so() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "naming", "demo", "--backend", "consul", "--calls", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 of 6 behaviours PASS" in result.stdout
+    assert "NOT a real Consul agent" in result.stdout
