@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
 class ConsulDouble:
     """See the module docstring. ``acl`` maps tokens to ``"write"`` or ``"read"`` (ACLs on, default
     deny); None turns ACLs off. ``probe(target) -> bool`` runs gRPC checks (a gRPC health call by
-    default)."""
+    default). ``port`` is a free port by default."""
 
     def __init__(
         self,
@@ -89,11 +89,12 @@ class ConsulDouble:
         reap_interval: float = 0.05,
         probe: Callable[[str], bool] | None = None,
         rng: random.Random | None = None,
+        port: int | None = None,
     ) -> None:
         self.state = ConsulState(
             node=node, node_address=node_address, datacenter=datacenter, acl=acl
         )
-        self.port = free_ports(1)[0]
+        self.port = port if port is not None else free_ports(1)[0]
         self.requests: Counter[str] = Counter()
         self.tokens: list[str | None] = []
         self.queries: list[dict[str, list[str]]] = []
