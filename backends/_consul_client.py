@@ -171,6 +171,7 @@ class _Transport:
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()
         self._closed = False
+        self.local = threading.local()  # .timeout: this thread's per-request timeout, if set
         self._context: ssl.SSLContext | None = None
         if settings.tls:
             self._context = ssl.create_default_context(cafile=settings.ca_cert)
@@ -193,7 +194,7 @@ class _Transport:
             params.append((self.settings.consistency, ""))  # ?stale or ?consistent
         query = urllib.parse.urlencode(params)
         url = urllib.parse.quote(path, safe="/:") + (f"?{query}" if query else "")
-        timeout = self.settings.timeout
+        timeout = getattr(self.local, "timeout", None) or self.settings.timeout
         if any(name == "index" for name, _ in params):
             timeout += self.settings.wait * (1 + 1 / 16)  # the agent adds up to wait/16 of jitter
         connection: http.client.HTTPConnection
@@ -315,6 +316,14 @@ class ConsulConnection:
             raise BackendUnavailableError(
                 f"consul: the agent at {where} is unreachable ({what}): {type(exc).__name__}: {exc}"
             ) from None
+
+    def call_within(self, seconds: float, what: str, fn: Callable[[Any], T]) -> T:
+        """``call()`` with each request of this thread waiting at most ``seconds``."""
+        self._transport.local.timeout = seconds
+        try:
+            return self.call(what, fn)
+        finally:
+            self._transport.local.timeout = None
 
     def interrupt(self) -> None:
         self._transport.interrupt()

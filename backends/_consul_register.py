@@ -10,7 +10,8 @@
   ``ttl_pass()`` turns into ``False``: the registration sees it and registers the service again.
 * An unreachable agent is retried for ever, with jittered backoff, until ``close()``.
 * ``pause()`` fails the check (the service leaves the passing set), ``resume()`` passes it;
-  ``close()`` deregisters at once (waiting at most ``close_timeout`` seconds).
+  ``close()`` deregisters at once; ``close()`` and ``pause()`` wait at most ``close_timeout``
+  seconds (2 by default) for the agent.
 * ``check="grpc"``: instead of a TTL, a gRPC health check on the address, which the agent probes
   every ``ttl / 3`` seconds; each round registers again (a no-op while nothing changed), and
   ``pause()`` deregisters the service until ``resume()``.
@@ -150,9 +151,10 @@ class ConsulRegistration(Registration):
             self._paused = True
         try:
             if self.kind == "grpc":
-                self._deregister()
+                self._deregister(self.close_timeout)
             else:
-                self._conn.call(
+                self._conn.call_within(
+                    self.close_timeout,
                     "check fail",
                     lambda c: c.agent.check.ttl_fail(
                         self.check_id, notes="paused", token=self._conn.settings.token
@@ -177,12 +179,16 @@ class ConsulRegistration(Registration):
             self._stopping.set()
             self._wake.set()
         try:
-            self._deregister()
+            self._deregister(self.close_timeout)
         except NamingError as exc:
-            log.warning("%s; %s stays until the agent drops it", exc, self.service_id)
-        self._conn.close()
+            log.warning(
+                "%s; on close, %s stays until its TTL runs out and it goes critical",
+                exc,
+                self.service_id,
+            )
+        self._conn.close()  # ends a request the TTL thread may be waiting in
         if self._thread is not threading.current_thread():
-            self._thread.join(self.close_timeout + self._conn.settings.timeout)
+            self._thread.join(self.close_timeout)
 
     # -- the TTL loop ----------------------------------------------------------------------------
 
@@ -265,9 +271,10 @@ class ConsulRegistration(Registration):
                 return False
             raise
 
-    def _deregister(self) -> None:
+    def _deregister(self, within: float | None = None) -> None:
         token = self._conn.settings.token
-        self._conn.call(
+        self._conn.call_within(
+            within or self._conn.settings.timeout,
             "service deregister",
             lambda c: c.agent.service.deregister(self.service_id, token=token),
         )

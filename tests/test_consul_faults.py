@@ -175,3 +175,18 @@ def test_an_explicit_token_wins_over_consul_http_token(monkeypatch: pytest.Monke
         with naming.resolve(target, token="explicit", **FAST) as watcher:
             watcher.next(timeout=10)
         assert double.tokens == ["from-env", "explicit"]
+
+
+def test_close_on_a_hung_agent_gives_up_after_close_timeout_and_says_so(
+    consul_double: ConsulDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="naming.consul")
+    target = f"consul://{consul_double.endpoint}/svc"
+    registration = naming.register(target, A1, ttl=3, close_timeout=0.3)
+    wait_until(lambda: _passing(consul_double) == ["svc-127.0.0.1-7001"], message="passing")
+    consul_double.hang()
+    registration.close()
+    assert registration.closed
+    assert "stays until its TTL runs out" in caplog.text
+    consul_double.unhang()
+    wait_until(lambda: _passing(consul_double) == [], message="the TTL to run out")
