@@ -1,8 +1,9 @@
 """Settings and the connection to a Consul agent, through py-consul with a transport we can cut.
 
 py-consul builds every request (paths, parameters, headers, answers); the transport under it is
-ours: one ``http.client`` connection per request, whose socket ``interrupt()`` shuts down, so that
-closing a watcher ends a blocking query at once instead of after its ``wait``. Every failure is
+ours, on ``http.client``: connections kept alive between requests (an idle one the agent closed is
+replaced once, at once), and ``interrupt()`` shuts down the sockets of the requests in flight, so
+that closing a watcher ends a blocking query at once instead of after its ``wait``. Every failure is
 mapped once, in ``ConsulConnection.call``: unreachable, timed out or 5xx is BackendUnavailableError
 (retry); a 403 (an ACL refusal) or a 400 is a NamingError (give up, no retry storm).
 """
@@ -170,6 +171,7 @@ class _Transport:
         self.settings = settings
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()
+        self._idle: list[http.client.HTTPConnection] = []  # kept alive between requests
         self._closed = False
         self.local = threading.local()  # .timeout: this thread's per-request timeout, if set
         self._context: ssl.SSLContext | None = None
@@ -197,29 +199,68 @@ class _Transport:
         timeout = getattr(self.local, "timeout", None) or self.settings.timeout
         if any(name == "index" for name, _ in params):
             timeout += self.settings.wait * (1 + 1 / 16)  # the agent adds up to wait/16 of jitter
+        reused = True
+        while True:
+            connection = self._take(timeout)
+            if connection is None:
+                connection, reused = self._connect(timeout), False
+            try:
+                body = data.encode() if isinstance(data, str) else data
+                connection.request(method, url, body=body or None, headers=dict(headers or {}))
+                response = connection.getresponse()
+                text = response.read().decode("utf-8", "replace")
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop(connection)
+                if reused and not self._closed:
+                    continue  # an idle connection the agent had closed: once more, on a new one
+                raise
+            except BaseException:
+                self._drop(connection)
+                raise
+            self._release(connection, keep=not response.will_close)
+            return callback(base.Response(response.status, response.headers, text))
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        host, port = self.settings.host, self.settings.port
         connection: http.client.HTTPConnection
         if self._context is not None:
             connection = http.client.HTTPSConnection(
-                self.settings.host, self.settings.port, timeout=timeout, context=self._context
+                host, port, timeout=timeout, context=self._context
             )
         else:
-            connection = http.client.HTTPConnection(
-                self.settings.host, self.settings.port, timeout=timeout
-            )
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
         with self._lock:
             if self._closed:
                 raise ConnectionError("the connection is closed")
             self._open.add(connection)
-        try:
-            body = data.encode() if isinstance(data, str) else data
-            connection.request(method, url, body=body or None, headers=dict(headers or {}))
-            response = connection.getresponse()
-            text = response.read().decode("utf-8", "replace")
-            return callback(base.Response(response.status, response.headers, text))
-        finally:
-            with self._lock:
-                self._open.discard(connection)
-            connection.close()
+        return connection
+
+    def _take(self, timeout: float) -> http.client.HTTPConnection | None:
+        """An idle kept-alive connection, set to ``timeout``, or None."""
+        with self._lock:
+            if self._closed:
+                raise ConnectionError("the connection is closed")
+            while self._idle:
+                connection = self._idle.pop()
+                if connection.sock is not None:
+                    connection.sock.settimeout(timeout)
+                    self._open.add(connection)
+                    return connection
+                connection.close()
+        return None
+
+    def _release(self, connection: http.client.HTTPConnection, *, keep: bool) -> None:
+        with self._lock:
+            self._open.discard(connection)
+            if keep and not self._closed and len(self._idle) < 2:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._open.discard(connection)
+        connection.close()
 
     def interrupt(self) -> None:
         """Cut every request in flight; they raise OSError."""
@@ -234,7 +275,10 @@ class _Transport:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            idle, self._idle = self._idle, []
         self.interrupt()
+        for connection in idle:
+            connection.close()
 
 
 def _client(transport: _Transport, settings: ConsulSettings) -> Any:
@@ -326,7 +370,8 @@ class ConsulConnection:
             self._transport.local.timeout = None
 
     def interrupt(self) -> None:
-        self._transport.interrupt()
+        """End the requests in flight for good: the connection takes no new ones."""
+        self._transport.close()
 
     def close(self) -> None:
         self._transport.close()

@@ -7,8 +7,10 @@ until the service changes or the wait runs out. On each answer (Consul's blockin
 * an index lower than the one sent, or 0, resets the next query to ``index=0``;
 * an unchanged index is no change: nothing is published;
 * a changed index publishes the whole answer; ``SnapshotWatcher`` hands the consumer the difference;
-* queries are at least ``MIN_INTERVAL`` apart, since a query can come back at once (an index reset,
-  a wait of 0): the loop never spins.
+* after an answer that was no change (an unchanged or reset index), the next query starts at least
+  ``MIN_INTERVAL`` after the last one, since such a query can come back at once (a wait of 0, an
+  agent that answers early): the loop never spins. An answer with a change is followed by the next
+  query at once, so a burst of changes is not slowed down.
 
 An entry's address is ``Service.Address``, or ``Node.Address`` when that is empty. Its metadata is
 ``Service.Meta``, plus ``tags`` (when the service has tags) and ``weight`` (``Weights.Passing``,
@@ -59,6 +61,7 @@ class ConsulWatcher(RegistryWatcher):
         self._conn = connection
         self._index = 0
         self._last_start = 0.0
+        self._pace = False  # the last answer was no change: keep the next query MIN_INTERVAL away
         self._skipped: set[str] = set()
         self.start()
 
@@ -74,11 +77,14 @@ class ConsulWatcher(RegistryWatcher):
         while not self.stopping:
             index, entries = self._query(self._index)
             self.resumed()
+            self._pace = True
             if index == self._index:
                 continue  # the wait ran out: no change
             if index < self._index or index <= 0:
                 log.info("consul: the index of %s went back; asking from 0", self.label)
                 index = 0
+            else:
+                self._pace = False
             self._index = index
             self.publish(self._addresses(entries))
 
@@ -89,7 +95,7 @@ class ConsulWatcher(RegistryWatcher):
         self._conn.close()
 
     def _query(self, index: int) -> tuple[int, list[Any]]:
-        pause = self._last_start + MIN_INTERVAL - time.monotonic()
+        pause = self._last_start + MIN_INTERVAL - time.monotonic() if self._pace else 0.0
         if pause > 0 and self.sleep(pause):
             raise NamingError("consul: the watcher is closing")
         self._last_start = time.monotonic()

@@ -150,3 +150,14 @@ def test_the_demo_command_runs_on_the_consul_double_and_says_so() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 of 6 behaviours PASS" in result.stdout
     assert "NOT a real Consul agent" in result.stdout
+
+
+def test_close_cuts_a_blocking_query_in_flight(consul_double: ConsulDouble) -> None:
+    import threading
+
+    put_service(bare_client(consul_double), "svc", "a", "127.0.0.1:7001")
+    watcher = naming.resolve(f"consul://{consul_double.endpoint}/svc", wait=60.0)
+    assert [u.addr for u in watcher.next(timeout=10)] == ["127.0.0.1:7001"]
+    wait_until(lambda: consul_double.requests["health"] >= 2, message="a blocking query")
+    watcher.close()  # joins the watch thread for up to 10 s: less than the 60 s wait
+    assert not [t for t in threading.enumerate() if t.name.startswith("naming-consul-watch")]

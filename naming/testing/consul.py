@@ -53,6 +53,10 @@ class _Server(ThreadingHTTPServer):
                 request.close()
                 return
             double._open.add(request)
+        # Go's net/http (so Consul) sets TCP_NODELAY on every connection: without it, a
+        # keep-alive client would wait out delayed ACKs between the headers and the body
+        with contextlib.suppress(OSError):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             super().process_request_thread(request, client_address)
         finally:
