@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import consul
 import pytest
 
 import naming
@@ -161,3 +163,38 @@ def test_close_cuts_a_blocking_query_in_flight(consul_double: ConsulDouble) -> N
     wait_until(lambda: consul_double.requests["health"] >= 2, message="a blocking query")
     watcher.close()  # joins the watch thread for up to 10 s: less than the 60 s wait
     assert not [t for t in threading.enumerate() if t.name.startswith("naming-consul-watch")]
+
+
+def test_tls_with_a_ca_and_a_client_certificate(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca.configure_trust(server_context)
+    server_context.verify_mode = ssl.CERT_REQUIRED  # verify_incoming
+    ca_file, client_file = tmp_path / "ca.pem", tmp_path / "client.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca.issue_cert("client").private_key_and_cert_chain_pem.write_to_path(str(client_file))
+    caplog.set_level(logging.WARNING, logger="naming.consul")
+    with ConsulDouble(tls=server_context) as double:
+        client = consul.Consul(
+            host="127.0.0.1",
+            port=double.port,
+            scheme="https",
+            verify=str(ca_file),
+            cert=str(client_file),
+        )
+        put_service(client, "svc", "a", "127.0.0.1:7001")
+        client.http.close()
+        target = f"consul://{double.endpoint}/svc"
+        tls = {"ca_cert": str(ca_file), "cert_cert": str(client_file), "cert_key": str(client_file)}
+        with naming.resolve(target, **tls, **FAST) as watcher:
+            assert [u.addr for u in watcher.next(timeout=10)] == ["127.0.0.1:7001"]
+        with naming.resolve(target, ca_cert=str(ca_file), **FAST) as watcher:  # no client cert
+            assert watcher.next(timeout=SHORT_TIMEOUT) == []
+            wait_until(lambda: "keeping the last 0 addresses" in caplog.text, message="refused")

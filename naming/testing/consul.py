@@ -24,6 +24,7 @@ import json
 import random
 import select
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -81,7 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
 class ConsulDouble:
     """See the module docstring. ``acl`` maps tokens to ``"write"`` or ``"read"`` (ACLs on, default
     deny); None turns ACLs off. ``probe(target) -> bool`` runs gRPC checks (a gRPC health call by
-    default). ``port`` is a free port by default."""
+    default). ``port`` is a free port by default. ``tls`` (a server-side SSLContext) serves https,
+    requiring client certificates if the context does."""
 
     def __init__(
         self,
@@ -94,11 +96,13 @@ class ConsulDouble:
         probe: Callable[[str], bool] | None = None,
         rng: random.Random | None = None,
         port: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.state = ConsulState(
             node=node, node_address=node_address, datacenter=datacenter, acl=acl
         )
         self.port = port if port is not None else free_ports(1)[0]
+        self.tls = tls
         self.requests: Counter[str] = Counter()
         self.tokens: list[str | None] = []
         self.queries: list[dict[str, list[str]]] = []
@@ -118,6 +122,7 @@ class ConsulDouble:
 
     @property
     def endpoint(self) -> str:
+        """``127.0.0.1:<port>``; with ``tls``, speak https to it."""
         return f"{HOST}:{self.port}"
 
     @property
@@ -142,6 +147,10 @@ class ConsulDouble:
                 return self
             server = _Server((HOST, self.port), _Handler)
             server.double = self
+            if self.tls is not None:  # the handshake runs in the request's thread, on first read
+                server.socket = self.tls.wrap_socket(
+                    server.socket, server_side=True, do_handshake_on_connect=False
+                )
             self._server = server
             self._serve = threading.Thread(
                 target=server.serve_forever,
@@ -250,7 +259,9 @@ class ConsulDouble:
             return False
         try:
             readable, _, _ = select.select([sock], [], [], 0)
-            return not readable or sock.recv(1, socket.MSG_PEEK) != b""
+            if not readable or isinstance(sock, ssl.SSLSocket):
+                return True  # an SSL socket cannot be peeked at: taken as alive
+            return sock.recv(1, socket.MSG_PEEK) != b""
         except OSError:
             return False
 
