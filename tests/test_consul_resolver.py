@@ -198,3 +198,28 @@ def test_tls_with_a_ca_and_a_client_certificate(
         with naming.resolve(target, ca_cert=str(ca_file), **FAST) as watcher:  # no client cert
             assert watcher.next(timeout=SHORT_TIMEOUT) == []
             wait_until(lambda: "keeping the last 0 addresses" in caplog.text, message="refused")
+
+
+def test_without_py_consul_resolve_and_register_say_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\n"
+        "sys.modules['consul'] = None\n"
+        "import naming\n"
+        "for call in (lambda: naming.resolve('consul://127.0.0.1:9/svc'),\n"
+        "             lambda: naming.register('consul://127.0.0.1:9/svc', '10.0.0.1:80')):\n"
+        "    try:\n"
+        "        call().close()\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=False
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout + result.stderr
+    for line in lines:
+        assert line.startswith("MissingDependencyError consul: the backend needs the consul module")
+        assert line.endswith("pip install 'grpc-naming[consul]'")
