@@ -226,6 +226,7 @@ def test_without_py_consul_resolve_and_register_say_what_to_install() -> None:
 
 
 def test_register_server_and_dial_round_robin_over_the_double(consul_double: ConsulDouble) -> None:
+    from naming.testing import is_round_robin
     from naming.testing.servers import Harness, call_port, wait_for_server
 
     target = f"consul://{consul_double.endpoint}/echo?wait=1"
@@ -240,18 +241,24 @@ def test_register_server_and_dial_round_robin_over_the_double(consul_double: Con
             )
             for s in servers
         ]
-        channel = harness.dial(target)
-        for name in ("s0", "s1"):
-            wait_for_server(channel, name)
-        assert sorted(call_port(channel) for _ in range(4)) == ["s0", "s0", "s1", "s1"]
-        serving[0].stop(grace=0.1).wait(10)  # deregistered first, then stopped
-        left = f"echo-{servers[1].address.replace(':', '-')}"
-        wait_until(lambda: consul_double.service_ids() == [left], message="s0 deregistered")
-        wait_until(
-            lambda: harness_listed(channel) == [servers[1].address], message="s0 out of the list"
-        )
-        assert [call_port(channel) for _ in range(3)] == ["s1", "s1", "s1"]
-        serving[1].stop(grace=0.1).wait(10)
+        try:
+            channel = harness.dial(target)
+            for name in ("s0", "s1"):
+                wait_for_server(channel, name)
+            wait_until(
+                lambda: is_round_robin(["s0", "s1"], [call_port(channel) for _ in range(4)]),
+                message="calls to rotate over s0 and s1",
+            )
+            serving[0].stop(grace=0.1).wait(10)  # deregistered first, then stopped
+            left = f"echo-{servers[1].address.replace(':', '-')}"
+            wait_until(lambda: consul_double.service_ids() == [left], message="s0 deregistered")
+            wait_until(
+                lambda: harness_listed(channel) == [servers[1].address], message="s0 unlisted"
+            )
+            assert [call_port(channel) for _ in range(3)] == ["s1", "s1", "s1"]
+        finally:
+            for registration in serving:
+                registration.stop(grace=0.1).wait(10)
 
 
 def harness_listed(channel: Any) -> list[str]:
