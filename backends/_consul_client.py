@@ -1,22 +1,14 @@
-"""Settings and the connection to a Consul agent, through py-consul with a transport we can cut.
+"""Settings and the connection to a Consul agent, through py-consul (transport: ._consul_http).
 
-py-consul builds every request (paths, parameters, headers, answers); the transport under it is
-ours, on ``http.client``: connections kept alive between requests (an idle one the agent closed is
-replaced once, at once), and ``interrupt()`` shuts down the sockets of the requests in flight, so
-that closing a watcher ends a blocking query at once instead of after its ``wait``. Every failure is
-mapped once, in ``ConsulConnection.call``: unreachable, timed out or 5xx is BackendUnavailableError
-(retry); a 403 (an ACL refusal) or a 400 is a NamingError (give up, no retry storm).
+Every failure is mapped once, in ``ConsulConnection.call``: unreachable, timed out or 5xx is
+BackendUnavailableError (retry); a 403 (an ACL refusal) or a 400 is a NamingError (give up, no
+retry storm).
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
-import socket
-import ssl
-import threading
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,6 +22,8 @@ from naming.core import (
     merge_options,
     split_host_port,
 )
+
+from ._consul_http import Transport, consul_client
 
 __all__ = ["REGISTER_OPTIONS", "ConsulConnection", "ConsulSettings", "settings_from"]
 
@@ -158,187 +152,13 @@ def settings_from(
     )
 
 
-def _base_client() -> type:
-    from consul import base  # late: only the consul backend needs py-consul
-
-    return base.HTTPClient  # type: ignore[no-any-return]
-
-
-class _Transport:
-    """py-consul's HTTPClient on ``http.client``: a connection per request, cut by interrupt()."""
-
-    def __init__(self, settings: ConsulSettings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._open: set[http.client.HTTPConnection] = set()
-        self._idle: list[http.client.HTTPConnection] = []  # kept alive between requests
-        self._closed = False
-        self.local = threading.local()  # .timeout: this thread's per-request timeout, if set
-        self._context: ssl.SSLContext | None = None
-        if settings.tls:
-            self._context = ssl.create_default_context(cafile=settings.ca_cert)
-            if settings.cert_cert and settings.cert_key:
-                self._context.load_cert_chain(settings.cert_cert, settings.cert_key)
-
-    def request(
-        self,
-        callback: Callable[[Any], Any],
-        method: str,
-        path: str,
-        params: Any,
-        data: Any,
-        headers: Mapping[str, str] | None,
-    ) -> Any:
-        from consul import base
-
-        params = list(params or [])
-        if method == "GET" and self.settings.consistency != "default":
-            params.append((self.settings.consistency, ""))  # ?stale or ?consistent
-        query = urllib.parse.urlencode(params)
-        url = urllib.parse.quote(path, safe="/:") + (f"?{query}" if query else "")
-        timeout = getattr(self.local, "timeout", None) or self.settings.timeout
-        if any(name == "index" for name, _ in params):
-            timeout += self.settings.wait * (1 + 1 / 16)  # the agent adds up to wait/16 of jitter
-        reused = True
-        while True:
-            connection = self._take(timeout)
-            if connection is None:
-                connection, reused = self._connect(timeout), False
-            try:
-                body = data.encode() if isinstance(data, str) else data
-                connection.request(method, url, body=body or None, headers=dict(headers or {}))
-                response = connection.getresponse()
-                text = response.read().decode("utf-8", "replace")
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self._drop(connection)
-                if reused and not self._closed:
-                    continue  # an idle connection the agent had closed: once more, on a new one
-                raise
-            except BaseException:
-                self._drop(connection)
-                raise
-            self._release(connection, keep=not response.will_close)
-            return callback(base.Response(response.status, response.headers, text))
-
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        host, port = self.settings.host, self.settings.port
-        connection: http.client.HTTPConnection
-        if self._context is not None:
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=self._context
-            )
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
-        with self._lock:
-            if self._closed:
-                raise ConnectionError("the connection is closed")
-            self._open.add(connection)
-        return connection
-
-    def _take(self, timeout: float) -> http.client.HTTPConnection | None:
-        """An idle kept-alive connection, set to ``timeout``, or None."""
-        with self._lock:
-            if self._closed:
-                raise ConnectionError("the connection is closed")
-            while self._idle:
-                connection = self._idle.pop()
-                if connection.sock is not None:
-                    connection.sock.settimeout(timeout)
-                    self._open.add(connection)
-                    return connection
-                connection.close()
-        return None
-
-    def _release(self, connection: http.client.HTTPConnection, *, keep: bool) -> None:
-        with self._lock:
-            self._open.discard(connection)
-            if keep and not self._closed and len(self._idle) < 2:
-                self._idle.append(connection)
-                return
-        connection.close()
-
-    def _drop(self, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            self._open.discard(connection)
-        connection.close()
-
-    def interrupt(self) -> None:
-        """Cut every request in flight; they raise OSError."""
-        with self._lock:
-            connections = list(self._open)
-        for connection in connections:
-            sock = connection.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        self.interrupt()
-        for connection in idle:
-            connection.close()
-
-
-def _client(transport: _Transport, settings: ConsulSettings) -> Any:
-    import consul
-
-    base_client = _base_client()
-
-    class Http(base_client):  # type: ignore[misc, valid-type]
-        def get(
-            self,
-            callback: Any,
-            path: str,
-            params: Any = None,
-            headers: Any = None,
-            raw: bool = False,
-        ) -> Any:
-            return transport.request(callback, "GET", path, params, None, headers)
-
-        def put(
-            self, callback: Any, path: str, params: Any = None, data: Any = "", headers: Any = None
-        ) -> Any:
-            return transport.request(callback, "PUT", path, params, data, headers)
-
-        def delete(
-            self, callback: Any, path: str, params: Any = None, data: Any = "", headers: Any = None
-        ) -> Any:
-            return transport.request(callback, "DELETE", path, params, data, headers)
-
-        def post(
-            self, callback: Any, path: str, params: Any = None, data: Any = "", headers: Any = None
-        ) -> Any:
-            return transport.request(callback, "POST", path, params, data, headers)
-
-        def close(self) -> None:
-            transport.close()
-
-    class Client(consul.Consul):  # type: ignore[misc]
-        def http_connect(
-            self, host: str, port: int, scheme: str, verify: Any = True, cert: Any = None
-        ) -> Any:
-            return Http(host, port, scheme, verify, cert)
-
-    client = Client(
-        host=settings.host,
-        port=settings.port,
-        scheme="https" if settings.tls else "http",
-        consistency=settings.consistency,
-        dc=settings.dc,
-    )
-    client.token = settings.token  # py-consul lets CONSUL_HTTP_TOKEN win: ours was chosen already
-    return client
-
-
 class ConsulConnection:
     """A py-consul client for ``settings``; ``call()`` maps its errors. Thread-safe."""
 
     def __init__(self, settings: ConsulSettings) -> None:
         self.settings = settings
-        self._transport = _Transport(settings)
-        self.client = _client(self._transport, settings)
+        self._transport = Transport(settings)
+        self.client = consul_client(self._transport, settings)
 
     def call(self, what: str, fn: Callable[[Any], T]) -> T:
         import consul

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._consul_shapes import check_json, node_json, serf_json, service_json
+
 __all__ = ["ApiError", "ConsulState", "parse_duration"]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -386,77 +388,19 @@ class ConsulState:
             have = {t.lower() for t in service.tags}
             if any(t.lower() not in have for t in tags):
                 continue
-            checks = [self._check_json(self.checks[c], service) for c in service.checks]
-            checks.append(self._serf_json())
+            node = self.node
+            checks = [check_json(node, self.checks[c], service) for c in service.checks]
+            checks.append(serf_json(node))
             if passing and any(c["Status"] != "passing" for c in checks):
                 continue
             entries.append(
                 {
-                    "Node": self._node_json(),
-                    "Service": self._service_json(service),
+                    "Node": node_json(node, self.node_address, self.datacenter),
+                    "Service": service_json(service),
                     "Checks": checks,
                 }
             )
         return entries
-
-    def _node_json(self) -> dict[str, Any]:
-        return {
-            "ID": "6e5bd5c3-0000-4000-8000-d0ab1e000001",
-            "Node": self.node,
-            "Address": self.node_address,
-            "Datacenter": self.datacenter,
-            "TaggedAddresses": {"lan": self.node_address, "wan": self.node_address},
-            "Meta": {"consul-network-segment": ""},
-            "CreateIndex": 1,
-            "ModifyIndex": 1,
-        }
-
-    def _service_json(self, service: Service) -> dict[str, Any]:
-        return {
-            "ID": service.service_id,
-            "Service": service.name,
-            "Tags": list(service.tags),
-            "Address": service.address,
-            "TaggedAddresses": None,
-            "Meta": dict(service.meta) if service.meta else None,
-            "Port": service.port,
-            "Weights": dict(service.weights),
-            "EnableTagOverride": False,
-            "CreateIndex": service.create_index,
-            "ModifyIndex": service.modify_index,
-        }
-
-    def _check_json(self, check: Check, service: Service) -> dict[str, Any]:
-        return {
-            "Node": self.node,
-            "CheckID": check.check_id,
-            "Name": check.name,
-            "Status": check.status,
-            "Notes": "",
-            "Output": check.output,
-            "ServiceID": service.service_id,
-            "ServiceName": service.name,
-            "ServiceTags": list(service.tags),
-            "Type": check.kind,
-            "CreateIndex": check.create_index,
-            "ModifyIndex": check.modify_index,
-        }
-
-    def _serf_json(self) -> dict[str, Any]:
-        return {
-            "Node": self.node,
-            "CheckID": "serfHealth",
-            "Name": "Serf Health Status",
-            "Status": "passing",
-            "Notes": "",
-            "Output": "Agent alive and reachable",
-            "ServiceID": "",
-            "ServiceName": "",
-            "ServiceTags": [],
-            "Type": "",
-            "CreateIndex": 1,
-            "ModifyIndex": 1,
-        }
 
 
 def _same(old: Service, new: Service, checks: dict[str, Check], parsed: list[Check]) -> bool:
