@@ -19,6 +19,7 @@ SECTIONS = {
     "p1": "bench.p1_throughput",
     "p2": "bench.p2_pick",
     "p3": "bench.p3_etcd",
+    "p3c": "bench.p3_consul",
     "p4": "bench.p4_scale",
     "p5": "bench.p5_failures",
     "p6": "bench.p6_policies",

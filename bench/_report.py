@@ -50,6 +50,12 @@ _target(
     "p3_etcd_propagation_ratio_p99", "the same, 99th percentile", "<= 1.5", lambda v, r: v <= 1.5
 )
 _target(
+    "p3_consul_propagation_ratio_p50",
+    "Consul double: register/deregister -> Watcher.next(), / bare py-consul blocking loop (median)",
+    "<= 1.5",
+    lambda v, r: v <= 1.5,
+)
+_target(
     "p4_update_cost_ratio_10000_vs_10",
     "one update (watcher + balancer) at 10,000 endpoints / at 10",
     "<= 2",

@@ -133,7 +133,15 @@ class Calls:
 class Experiment:
     """The six behaviours, in order. ``etcd`` is the harness's EtcdServer, or None (external)."""
 
-    def __init__(self, target: str, etcd: Any, say: Callable[[str], None], calls: int) -> None:
+    def __init__(
+        self,
+        target: str,
+        etcd: Any,
+        say: Callable[[str], None],
+        calls: int,
+        registry_name: str = "etcd",
+    ) -> None:
+        self.registry_name = registry_name  # what the outage behaviours call the registry
         self.target = target
         self.etcd = etcd
         self.say = say
@@ -205,18 +213,19 @@ class Experiment:
 
     def etcd_down(self) -> None:
         self.etcd.stop()
-        self.say("stopped etcd")
+        self.say(f"stopped {self.registry_name}")
         self.servers["S4"] = Greeter("S4", self.target).start()
         self.say(
-            f"started S4 on {self.servers['S4'].address}: it cannot register while etcd is down"
+            f"started S4 on {self.servers['S4'].address}: "
+            f"it cannot register while {self.registry_name} is down"
         )
         self.servers["S3"].stop()
-        self.say("stopped S3: its record cannot be removed while etcd is down")
+        self.say(f"stopped S3: its record cannot be removed while {self.registry_name} is down")
         calls = self.call(self.calls)
         listed = {a.addr for a in self.listed()}
         s3_listed = self.servers["S3"].address in listed
         self.check(
-            "4. etcd down: clients and servers keep talking; no join, no removal",
+            f"4. {self.registry_name} down: clients and servers keep talking; no join, no removal",
             f"{calls}; S4 calls={calls.answers['S4']}; S3 still listed={s3_listed}",
             not calls.failures
             and calls.answers["S4"] == 0
@@ -226,7 +235,7 @@ class Experiment:
 
     def etcd_back(self) -> None:
         self.etcd.start()
-        self.say("restarted etcd")
+        self.say(f"restarted {self.registry_name}")
         self.wait_for_answers({"S4"})
         s3 = self.servers["S3"].address
         self.wait_for(lambda: s3 not in {a.addr for a in self.listed()}, "S3's record to expire")
@@ -234,7 +243,7 @@ class Experiment:
         calls = self.call(self.calls)
         share = self.calls // 3
         self.check(
-            "5. etcd back: joins and leaves work again, records back by themselves",
+            f"5. {self.registry_name} back: joins and leaves work again, records back by themselves",
             f"{calls}; records={','.join(records)}",
             records == ["S1", "S2", "S4"]
             and all(calls.answers[n] == share for n in ("S1", "S2", "S4"))
@@ -323,8 +332,13 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(registry: str | None, calls: int, say: Callable[[str], None]) -> list[Result]:
-    """Run the experiment against ``registry`` (``host:port[,...]``) or a private etcd."""
+def run_demo(
+    registry: str | None, calls: int, say: Callable[[str], None], backend: str = "etcd"
+) -> list[Result]:
+    """Run the experiment against ``registry`` (``host:port[,...]``) or a private etcd; with
+    ``backend="consul"``, against an in-process double of Consul's HTTP API."""
+    if backend == "consul":
+        return run_consul_demo(calls, say)
     prefix = f"/grpc-naming-demo/{uuid.uuid4().hex[:8]}"
     if registry is not None:
         target = f"etcd://{registry}/greeter?prefix={prefix}"
@@ -332,3 +346,17 @@ def run_demo(registry: str | None, calls: int, say: Callable[[str], None]) -> li
     with private_etcd(say) as etcd:
         target = f"etcd://{etcd.endpoint}/greeter?prefix={prefix}"
         return Experiment(target, etcd, say, calls).run()
+
+
+def run_consul_demo(calls: int, say: Callable[[str], None]) -> list[Result]:
+    """The experiment on the Consul backend, against a DOUBLE of Consul's HTTP API
+    (naming.testing.consul), not a real Consul agent: none can be installed here."""
+    from .testing.consul import ConsulDouble
+
+    with ConsulDouble() as double:
+        say(
+            f"Consul: a double of Consul's HTTP API on {double.endpoint} (naming.testing.consul), "
+            "in this process; it is NOT a real Consul agent"
+        )
+        target = f"consul://{double.endpoint}/greeter?wait=2"
+        return Experiment(target, double, say, calls, registry_name="the Consul double").run()

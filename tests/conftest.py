@@ -14,6 +14,7 @@ __all__ = ["DEFAULT_TIMEOUT", "SHORT_TIMEOUT"]
 
 pytest_plugins = [
     "tests._etcd",  # real etcd servers: etcd_server, etcd_prefix, etcd_private, etcd_cluster
+    "tests._consul",  # the Consul double: consul_double
     "naming.testing.leaks",  # naming_leak_check
     "naming.testing.conformance",  # the conformance suite of a backend
     "pytester",  # runs pytest inside a test, for the tests of the conformance plugin
