@@ -178,6 +178,8 @@ def zk_call(what: str, fn: Callable[[], T]) -> T:
 
     try:
         return fn()
+    except (ke.NoNodeError, ke.NodeExistsError, ke.BadVersionError, ke.NotEmptyError):
+        raise  # answers about the tree, for the caller to handle
     except (ke.ConnectionLoss, ke.SessionExpiredError, ke.ConnectionClosedError) as exc:
         raise BackendUnavailableError(f"zk: {what}: {type(exc).__name__}") from exc
     except (KazooTimeoutError, ke.OperationTimeoutError) as exc:

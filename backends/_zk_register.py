@@ -226,7 +226,7 @@ class ZkRegistration(Registration):
 
         client = self._client
         try:
-            if not client.connected:
+            if not self._connected.wait(self.close_timeout) or not client.connected:
                 raise BackendUnavailableError("zk: not connected")
             session = int(client.client_id[0])
             stat = client.exists_async(self.path).get(timeout=self.close_timeout)

@@ -75,6 +75,9 @@ class ZkWatcher(RegistryWatcher):
         self._events.put(_CHILDREN)
 
     def _on_data(self, event: Any) -> None:
+        if not event.path:  # a session event, not one of a node
+            self._events.put(_CHILDREN)
+            return
         child = event.path.rsplit("/", 1)[-1]
         self._events.put(("data", child))
 
