@@ -21,6 +21,7 @@ servers can register beside it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -187,10 +188,8 @@ class ZkRegistration(Registration):
             if sibling == self._data:
                 return  # another live registration of this process holds the same record
             log.warning("zk: %s belongs to another session; replacing it", self.path)
-            try:
+            with contextlib.suppress(NoNodeError):
                 self._call("delete", client.delete_async(self.path, stat.version))
-            except NoNodeError:
-                pass
             stat = None
         if stat is None:
             self._call("create parents", client.ensure_path_async(self._settings.path))
@@ -234,7 +233,9 @@ class ZkRegistration(Registration):
                 client.delete_async(self.path, stat.version).get(timeout=self.close_timeout)
         except (KazooException, BackendUnavailableError) as exc:
             log.warning(
-                "zk: on %s, could not delete %s (%s); it goes with the session", why, self.path,
+                "zk: on %s, could not delete %s (%s); it goes with the session",
+                why,
+                self.path,
                 type(exc).__name__,
             )
         except Exception as exc:  # the handler's timeout

@@ -138,8 +138,7 @@ class ZkWatcher(RegistryWatcher):
             self._client.start_async()
         if not self._connected.wait(self._timeout) or self.stopping:
             raise BackendUnavailableError(
-                f"zk: no connection to {','.join(self.settings.hosts)} "
-                f"within {self._timeout:g} s"
+                f"zk: no connection to {','.join(self.settings.hosts)} within {self._timeout:g} s"
             )
 
     def _list(self) -> list[str]:
@@ -147,11 +146,16 @@ class ZkWatcher(RegistryWatcher):
 
         for _ in range(3):  # the node may come and go between the two calls
             try:
-                return list(self._get("list", self._client.get_children_async(self.path, self._on_children)))
+                return list(
+                    self._get("list", self._client.get_children_async(self.path, self._on_children))
+                )
             except NoNodeError:
                 pass
             try:
-                if self._get("exists", self._client.exists_async(self.path, self._on_children)) is None:
+                if (
+                    self._get("exists", self._client.exists_async(self.path, self._on_children))
+                    is None
+                ):
                     return []
             except NoNodeError:
                 return []

@@ -28,7 +28,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +265,9 @@ class ZkServer(Closeable):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "myid").write_text(f"{self.myid}\n")
         if self.tls is not None:
-            keystore = Path(self.tls.server_key).read_bytes() + Path(self.tls.server_cert).read_bytes()
+            keystore = (
+                Path(self.tls.server_key).read_bytes() + Path(self.tls.server_cert).read_bytes()
+            )
             (self.workdir / "server-keystore.pem").write_bytes(keystore)
         config = self.workdir / f"{self.name}.cfg"
         config.write_text(self._config())
@@ -332,7 +333,9 @@ def expire_session(hosts: str, client: Any, timeout: float = DEFAULT_TIMEOUT) ->
     from kazoo.client import KazooClient  # the zookeeper extra, needed only here
 
     session_id, password = client.client_id
-    twin = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=client._session_timeout / 1000)
+    twin = KazooClient(
+        hosts=hosts, client_id=(session_id, password), timeout=client._session_timeout / 1000
+    )
     twin.start(timeout=timeout)
     try:
         twin.stop()
@@ -346,9 +349,13 @@ def zkcli(server: ZkServer, *args: str, timeout: float = 60.0) -> subprocess.Com
     env = {**os.environ, "CLASSPATH": f"{_SLF4J_SIMPLE}"}
     try:
         return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env,
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
         raise ZkError(f"zk: zkCli.sh {' '.join(args[:2])} did not finish in {timeout} s") from exc
-
