@@ -17,7 +17,7 @@ from kazoo.client import KazooClient
 import naming
 from backends._zk_client import ZkSettings, default_client_factory
 from backends.zookeeper import ZkBackend
-from naming import Address, Operation, Registration, parse_target
+from naming import Address, Registration, parse_target
 from naming.testing import DEFAULT_TIMEOUT, wait_until
 from naming.testing.zookeeper import ZkEnsemble, ZkServer, expire_session, zkcli
 from tests._etcd_helpers import Follower
