@@ -15,8 +15,10 @@ something happens and every ``ttl / 3`` seconds anyway, that:
 
 ``close()`` deletes the node at once (only if it is ours) and closes the session; ``pause()``
 deletes it and ``resume()`` creates it again. With ``username``/``password`` the node's ACL lets
-every client read it and only its creator change or delete it; the parents stay open, so other
-servers can register beside it.
+every client read it and only its creator change it, and the service node, when this
+registration creates it, lets every client read it and create children but only that digest
+identity delete them (ZooKeeper checks a delete against the parent's ACL): servers of one service
+share the credentials. A service node that already exists keeps the ACL it has.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class ZkRegistration(Registration):
         self._connected = threading.Event()
         self._client.add_listener(self._on_state)
         self._client.start_async()
+        self._connected.wait(
+            settings.connect_timeout
+        )  # the first connection may take a TLS handshake
         try:
             self._keep()
         except BackendUnavailableError as exc:
@@ -192,7 +197,7 @@ class ZkRegistration(Registration):
                 self._call("delete", client.delete_async(self.path, stat.version))
             stat = None
         if stat is None:
-            self._call("create parents", client.ensure_path_async(self._settings.path))
+            self._make_parents()
             if not self._active():
                 return
             try:
@@ -211,6 +216,26 @@ class ZkRegistration(Registration):
         if data != self._data:
             log.warning("zk: the data of %s was changed; writing it again", self.path)
             self._call("set", client.set_async(self.path, self._data, stat.version))
+
+    def _make_parents(self) -> None:
+        from kazoo.exceptions import NodeExistsError
+
+        settings = self._settings
+        if settings.password is None:
+            self._call("create parents", self._client.ensure_path_async(settings.path))
+            return
+        if settings.root != "/":
+            self._call("create parents", self._client.ensure_path_async(settings.root))
+        from kazoo.security import make_acl, make_digest_acl
+
+        acl = [
+            make_digest_acl(settings.username, settings.password, all=True),
+            make_acl("world", "anyone", read=True, create=True),
+        ]
+        try:
+            self._call("create parent", self._client.create_async(settings.path, acl=acl))
+        except NodeExistsError:
+            pass
 
     def _acl(self) -> Any:
         if self._settings.password is None:

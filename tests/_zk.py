@@ -5,7 +5,8 @@ Fixtures:
 * ``zk_server`` (session): one shared standalone server. Do not stop it; take a fresh root from
   ``zk_root`` instead.
 * ``zk_root``: ``/t/<uuid>`` on the shared server; the nodes under it are deleted afterwards.
-* ``zk_client``: a started kazoo client on the shared server, for writing records directly.
+* ``zk_client``: a started kazoo client on the shared server, for writing records directly; it is
+  the super user (every ACL lets it through), so that ``zk_root`` can clean up.
 * ``zk_private``: a standalone server of the test's own, free to stop, kill, pause or restart.
 * ``zk_ensemble``: a 3-member ensemble of the test's own.
 
@@ -15,6 +16,7 @@ server's log (for the shared server, only what was logged since the test began).
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -52,7 +54,10 @@ def pytest_runtest_makereport(
         offsets = item.stash.get(_offsets, {})
         for server in servers:
             since = offsets.get(id(server), 0) if server is shared else 0
-            tail = server.log_tail(LOG_LINES, since=since) or "(nothing logged during the test)"
+            try:
+                tail = server.log_tail(LOG_LINES, since=since) or "(nothing logged during the test)"
+            except OSError as exc:  # a server closed by the test, its directory removed
+                tail = f"(no log: {exc})"
             title = f"zookeeper {server.name} {server.endpoint} log {server.log_path}"
             report.sections.append((f"{title} ({call.when})", tail))
     return report
@@ -67,13 +72,13 @@ def kazoo_client(hosts: str, **options: Any) -> KazooClient:
 
 @pytest.fixture(scope="session")
 def zk_server() -> Iterator[ZkServer]:
-    with ZkServer(name="zk-shared") as server:
+    with ZkServer(name="zk-shared", super_password=secrets.token_urlsafe(12)) as server:
         yield server.start()
 
 
 @pytest.fixture
 def zk_client(zk_server: ZkServer) -> Iterator[KazooClient]:
-    client = kazoo_client(zk_server.endpoint)
+    client = kazoo_client(zk_server.endpoint, auth_data=[zk_server.super_auth])
     yield client
     client.stop()
     client.close()

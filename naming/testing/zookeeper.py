@@ -23,6 +23,8 @@ wait is bounded, and nothing outlives ``close()`` or the interpreter.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import socket
@@ -49,6 +51,8 @@ __all__ = [
 
 ZK_JAR = "/usr/share/java/zookeeper.jar"
 _SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"  # server log lines on stderr, into the log file
+# Debian's jar lists only part of netty in its Class-Path; the TLS (netty) server needs these too
+_NETTY_EXTRA = "".join(f":/usr/share/java/netty-{n}.jar" for n in ("codec", "resolver"))
 _ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 _INSTALL_HINT = "apt-get install zookeeper"
 
@@ -105,8 +109,10 @@ class ZkServer(Closeable):
         min_session_timeout: float = 1.0,
         max_session_timeout: float = 60.0,
         jar: str | None = None,
+        super_password: str | None = None,
     ) -> None:
         self.java, self.classpath = find_zookeeper(jar)
+        self.super_password = super_password
         self.name = name
         self.myid = myid
         self.tls = tls
@@ -144,6 +150,11 @@ class ZkServer(Closeable):
         return f"{self.host}:{self.port}"
 
     @property
+    def super_auth(self) -> tuple[str, str] | None:
+        """kazoo ``auth_data`` entry of the super user (every ACL passes), if one was set."""
+        return None if self.super_password is None else ("digest", f"super:{self.super_password}")
+
+    @property
     def running(self) -> bool:
         return self._process.running
 
@@ -166,7 +177,7 @@ class ZkServer(Closeable):
                 return line.split(":", 1)[1].strip()
         return ""
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the super password
         state = "paused" if self.paused else "running" if self.running else "stopped"
         return f"<ZkServer {self.name} {self.endpoint} {state} pid={self.pid}>"
 
@@ -265,9 +276,7 @@ class ZkServer(Closeable):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "myid").write_text(f"{self.myid}\n")
         if self.tls is not None:
-            keystore = (
-                Path(self.tls.server_key).read_bytes() + Path(self.tls.server_cert).read_bytes()
-            )
+            keystore = _pkcs8(Path(self.tls.server_key)) + Path(self.tls.server_cert).read_bytes()
             (self.workdir / "server-keystore.pem").write_bytes(keystore)
         config = self.workdir / f"{self.name}.cfg"
         config.write_text(self._config())
@@ -278,11 +287,31 @@ class ZkServer(Closeable):
             "-XX:TieredStopAtLevel=1",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
             "-Dzookeeper.jmx.log4j.disable=true",
+            *self._super_flag(),
             "-cp",
-            self.classpath,
+            self.classpath + (_NETTY_EXTRA if self.tls is not None else ""),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             str(config),
         ]
+
+    def _super_flag(self) -> list[str]:
+        if self.super_password is None:
+            return []
+        digest = hashlib.sha1(f"super:{self.super_password}".encode()).digest()
+        encoded = base64.b64encode(digest).decode()
+        return [f"-Dzookeeper.DigestAuthenticationProvider.superDigest=super:{encoded}"]
+
+
+def _pkcs8(key_file: Path) -> bytes:
+    """The private key as PKCS#8 PEM, the only form ZooKeeper's PEM key store reads."""
+    from cryptography.hazmat.primitives import serialization  # with trustme, a test dependency
+
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 class ZkEnsemble(Closeable):
