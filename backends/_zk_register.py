@@ -232,10 +232,8 @@ class ZkRegistration(Registration):
             make_digest_acl(settings.username, settings.password, all=True),
             make_acl("world", "anyone", read=True, create=True),
         ]
-        try:
+        with contextlib.suppress(NodeExistsError):
             self._call("create parent", self._client.create_async(settings.path, acl=acl))
-        except NodeExistsError:
-            pass
 
     def _acl(self) -> Any:
         if self._settings.password is None:
