@@ -67,13 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="use this etcd instead of a private one (the two etcd-outage behaviours are skipped)",
     )
     demo.add_argument("--calls", type=int, default=300, help="calls per measurement (default 300)")
+    demo.add_argument(
+        "--backend",
+        choices=("etcd", "zookeeper"),
+        default="etcd",
+        help="the registry to run the experiment on (default etcd)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _demo(args.registry, args.calls)
+        return _demo(args.registry, args.calls, args.backend)
     return _list(args.group, registry(), check=not args.no_check)
 
 
-def _demo(registry: str | None, calls: int) -> int:
+def _demo(registry: str | None, calls: int, backend: str = "etcd") -> int:
     from ._demo import run_demo, table
 
     if calls < 3 or calls % 3:
@@ -86,7 +92,7 @@ def _demo(registry: str | None, calls: int) -> int:
         print(f"[{time.monotonic() - started:5.1f}s] {line}", flush=True)
 
     try:
-        results = run_demo(registry, calls, say)
+        results = run_demo(registry, calls, say, backend)
     except (NamingError, OSError, TimeoutError) as exc:
         print(f"grpc-naming demo: {exc}", file=sys.stderr)
         return 1

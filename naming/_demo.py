@@ -133,8 +133,16 @@ class Calls:
 class Experiment:
     """The six behaviours, in order. ``etcd`` is the harness's EtcdServer, or None (external)."""
 
-    def __init__(self, target: str, etcd: Any, say: Callable[[str], None], calls: int) -> None:
+    def __init__(
+        self,
+        target: str,
+        etcd: Any,
+        say: Callable[[str], None],
+        calls: int,
+        registry_name: str = "etcd",
+    ) -> None:
         self.target = target
+        self.registry_name = registry_name  # "ZooKeeper" with --backend zookeeper
         self.etcd = etcd
         self.say = say
         self.calls = calls
@@ -155,7 +163,9 @@ class Experiment:
             for step in (self.spread, self.one_stopped, self.rejoins):
                 step()
             if self.etcd is None:
-                self.say("external registry: the two etcd outage behaviours are not run")
+                self.say(
+                    f"external registry: the two {self.registry_name} outage behaviours are not run"
+                )
             else:
                 self.etcd_down()
                 self.etcd_back()
@@ -204,19 +214,20 @@ class Experiment:
         )
 
     def etcd_down(self) -> None:
+        name = self.registry_name
         self.etcd.stop()
-        self.say("stopped etcd")
+        self.say(f"stopped {name}")
         self.servers["S4"] = Greeter("S4", self.target).start()
         self.say(
-            f"started S4 on {self.servers['S4'].address}: it cannot register while etcd is down"
+            f"started S4 on {self.servers['S4'].address}: it cannot register while {name} is down"
         )
         self.servers["S3"].stop()
-        self.say("stopped S3: its record cannot be removed while etcd is down")
+        self.say(f"stopped S3: its record cannot be removed while {name} is down")
         calls = self.call(self.calls)
         listed = {a.addr for a in self.listed()}
         s3_listed = self.servers["S3"].address in listed
         self.check(
-            "4. etcd down: clients and servers keep talking; no join, no removal",
+            f"4. {name} down: clients and servers keep talking; no join, no removal",
             f"{calls}; S4 calls={calls.answers['S4']}; S3 still listed={s3_listed}",
             not calls.failures
             and calls.answers["S4"] == 0
@@ -225,8 +236,9 @@ class Experiment:
         )
 
     def etcd_back(self) -> None:
+        name = self.registry_name
         self.etcd.start()
-        self.say("restarted etcd")
+        self.say(f"restarted {name}")
         self.wait_for_answers({"S4"})
         s3 = self.servers["S3"].address
         self.wait_for(lambda: s3 not in {a.addr for a in self.listed()}, "S3's record to expire")
@@ -234,7 +246,7 @@ class Experiment:
         calls = self.call(self.calls)
         share = self.calls // 3
         self.check(
-            "5. etcd back: joins and leaves work again, records back by themselves",
+            f"5. {name} back: joins and leaves work again, records back by themselves",
             f"{calls}; records={','.join(records)}",
             records == ["S1", "S2", "S4"]
             and all(calls.answers[n] == share for n in ("S1", "S2", "S4"))
@@ -314,6 +326,17 @@ def private_etcd(say: Callable[[str], None]) -> Iterator[Any]:
         yield etcd
 
 
+@contextlib.contextmanager
+def private_zookeeper(say: Callable[[str], None]) -> Iterator[Any]:
+    """A private ZooKeeper from Debian's ``zookeeper`` package, removed at exit."""
+    from .testing.zookeeper import ZkServer
+
+    with ZkServer(name="demo") as zk:
+        zk.start()
+        say(f"ZooKeeper serving on {zk.endpoint} (private, removed at exit)")
+        yield zk
+
+
 def table(results: list[Result]) -> str:
     rows = [("behaviour", "measured", "result")]
     rows += [(r.behaviour, r.measured, "PASS" if r.passed else "FAIL") for r in results]
@@ -323,9 +346,19 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(registry: str | None, calls: int, say: Callable[[str], None]) -> list[Result]:
-    """Run the experiment against ``registry`` (``host:port[,...]``) or a private etcd."""
+def run_demo(
+    registry: str | None, calls: int, say: Callable[[str], None], backend: str = "etcd"
+) -> list[Result]:
+    """Run the experiment against ``registry`` (``host:port[,...]``) or a private etcd (or, with
+    ``backend="zookeeper"``, a private ZooKeeper)."""
     prefix = f"/grpc-naming-demo/{uuid.uuid4().hex[:8]}"
+    if backend == "zookeeper":
+        if registry is not None:
+            target = f"zk://{registry}/greeter?root={prefix}"
+            return Experiment(target, None, say, calls, "ZooKeeper").run()
+        with private_zookeeper(say) as zk:
+            target = f"zk://{zk.endpoint}/greeter?root={prefix}"
+            return Experiment(target, zk, say, calls, "ZooKeeper").run()
     if registry is not None:
         target = f"etcd://{registry}/greeter?prefix={prefix}"
         return Experiment(target, None, say, calls).run()
