@@ -21,6 +21,7 @@ SECTIONS = {
     "p3": "bench.p3_etcd",
     "p4": "bench.p4_scale",
     "p5": "bench.p5_failures",
+    "p10": "bench.p10_zk",
 }
 
 
