@@ -24,6 +24,7 @@ SECTIONS = {
     "p5": "bench.p5_failures",
     "p6": "bench.p6_policies",
     "p12": "bench.p12_dns",
+    "p10": "bench.p10_zk",
 }
 
 

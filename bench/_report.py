@@ -121,6 +121,19 @@ _target(
     "report",
     None,
 )
+_target(
+    "p3_zk_propagation_ratio_p50",
+    "ZooKeeper write -> Watcher.next(), / bare kazoo ChildrenWatch callback (median)",
+    "<= 1.5",
+    lambda v, r: v <= 1.5,
+)
+_target("p3_zk_propagation_ratio_p99", "the same, 99th percentile", "<= 1.5", lambda v, r: v <= 1.5)
+_target(
+    "p4_zk_initial_resolve_ratio_10000",
+    "first next() of 10,000 ZooKeeper children / bare kazoo get_children + async gets",
+    "<= 2",
+    lambda v, r: v <= 2,
+)
 _target("p5_inflight_at_kill", "RPCs in flight on the killed server when it died", "report", None)
 _target(
     "p5_native_failed_sigkill_wfr",

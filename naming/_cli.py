@@ -69,9 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--calls", type=int, default=300, help="calls per measurement (default 300)")
     demo.add_argument(
         "--backend",
-        choices=("etcd", "consul"),
+        choices=("etcd", "zookeeper", "consul"),
         default="etcd",
-        help="etcd (a real private etcd) or consul (an in-process double of Consul's HTTP API)",
+        help="etcd (a real private etcd, the default), zookeeper (a real private ZooKeeper) or "
+        "consul (an in-process double of Consul's HTTP API)",
     )
     args = parser.parse_args(argv)
     if args.command == "demo":

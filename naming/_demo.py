@@ -332,14 +332,33 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def private_zookeeper(say: Callable[[str], None]) -> Iterator[Any]:
+    """A private ZooKeeper from Debian's ``zookeeper`` package, removed at exit."""
+    from .testing.zookeeper import ZkServer
+
+    with ZkServer(name="demo") as zk:
+        zk.start()
+        say(f"ZooKeeper serving on {zk.endpoint} (private, removed at exit)")
+        yield zk
+
+
 def run_demo(
     registry: str | None, calls: int, say: Callable[[str], None], backend: str = "etcd"
 ) -> list[Result]:
     """Run the experiment against ``registry`` (``host:port[,...]``) or a private etcd; with
-    ``backend="consul"``, against an in-process double of Consul's HTTP API."""
+    ``backend="zookeeper"``, a private ZooKeeper (or ``registry``); with ``backend="consul"``,
+    against an in-process double of Consul's HTTP API."""
     if backend == "consul":
         return run_consul_demo(calls, say)
     prefix = f"/grpc-naming-demo/{uuid.uuid4().hex[:8]}"
+    if backend == "zookeeper":
+        if registry is not None:
+            target = f"zk://{registry}/greeter?root={prefix}"
+            return Experiment(target, None, say, calls, "ZooKeeper").run()
+        with private_zookeeper(say) as zk:
+            target = f"zk://{zk.endpoint}/greeter?root={prefix}"
+            return Experiment(target, zk, say, calls, "ZooKeeper").run()
     if registry is not None:
         target = f"etcd://{registry}/greeter?prefix={prefix}"
         return Experiment(target, None, say, calls).run()
