@@ -178,7 +178,7 @@ class ZkRegistration(Registration):
 
     def _keep(self) -> None:
         """One round: our node is there, owned by our session, holding our data."""
-        from kazoo.exceptions import NodeExistsError, NoNodeError
+        from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
         if not self._active():
             return
@@ -212,10 +212,13 @@ class ZkRegistration(Registration):
             log.info("zk: registered %s as %s", self.address.addr, self.path)
             return
         self._remember_session(session)
-        data, stat = self._call("get", client.get_async(self.path))
-        if data != self._data:
-            log.warning("zk: the data of %s was changed; writing it again", self.path)
-            self._call("set", client.set_async(self.path, self._data, stat.version))
+        try:
+            data, stat = self._call("get", client.get_async(self.path))
+            if data != self._data:
+                log.warning("zk: the data of %s was changed; writing it again", self.path)
+                self._call("set", client.set_async(self.path, self._data, stat.version))
+        except (NoNodeError, BadVersionError):
+            self._wake.set()  # deleted or changed between our two reads: look again
 
     def _make_parents(self) -> None:
         from kazoo.exceptions import NodeExistsError
