@@ -28,7 +28,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from naming.core import Address, BackendUnavailableError, Backoff, NamingError, Registration
+from naming.core import (
+    Address,
+    BackendUnavailableError,
+    Backoff,
+    NamingError,
+    Registration,
+    keepalive,
+)
 
 from ._consul_client import ConsulConnection
 
@@ -193,35 +200,22 @@ class ConsulRegistration(Registration):
     # -- the TTL loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        interval = self.ttl / 3
-        delay = interval
-        in_outage = False
-        while not self._stopping.is_set():
-            self._wake.wait(delay)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                self._keep()
-            except BackendUnavailableError as exc:
-                if self._stopping.is_set():
-                    return
-                if not in_outage:
-                    log.warning("%s; retrying to keep %s registered", exc, self.service_id)
-                    in_outage = True
-                delay = min(self._backoff.next(), interval)
-                continue
-            except NamingError as exc:
-                if self._stopping.is_set():
-                    return
-                log.error("%s; %s stays unregistered until resume()", exc, self.service_id)
-                with self._lock:
-                    self._paused = True
-            if in_outage:
-                log.info("consul: %s is registered again", self.service_id)
-                in_outage = False
-            self._backoff.reset()
-            delay = interval
+        keepalive(
+            self._keep,
+            component="consul",
+            label=self.service_id,
+            interval=self.ttl / 3,
+            wake=self._wake,
+            stopping=self._stopping,
+            backoff=self._backoff,
+            refused=self._refused,
+            logger=log,
+        )
+
+    def _refused(self, error: NamingError) -> None:
+        """The registry refused for good: paused until ``resume()`` tries again."""
+        with self._lock:
+            self._paused = True
 
     def _keep(self) -> None:
         """One round: the service is there (registered again if the agent lost it) and passing."""

@@ -29,7 +29,14 @@ import threading
 import time
 from typing import Any
 
-from naming.core import Address, BackendUnavailableError, Backoff, NamingError, Registration
+from naming.core import (
+    Address,
+    BackendUnavailableError,
+    Backoff,
+    NamingError,
+    Registration,
+    keepalive,
+)
 
 from ._etcd_client import EtcdConnection
 from ._etcd_records import encode_record
@@ -134,35 +141,23 @@ class EtcdRegistration(Registration):
     # -- the keepalive loop --------------------------------------------------------------------
 
     def _run(self) -> None:
-        interval = self.ttl / 3
-        delay = interval
-        in_outage = False
-        while not self._stopping.is_set():
-            self._wake.wait(delay)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                self._keep()
-            except BackendUnavailableError as exc:
-                if self._stopping.is_set():
-                    return
-                if not in_outage and self._active():
-                    log.warning("%s; retrying to keep %s registered", exc, self.key)
-                    in_outage = True
-                delay = min(self._backoff.next(), interval)
-                continue
-            except NamingError as exc:
-                if self._stopping.is_set():
-                    return
-                log.error("%s; %s stays unregistered until resume()", exc, self.key)
-                with self._lock:
-                    self._paused = True
-            if in_outage:
-                log.info("etcd: %s is registered again", self.key)
-                in_outage = False
-            self._backoff.reset()
-            delay = interval
+        keepalive(
+            self._keep,
+            component="etcd",
+            label=self.key,
+            interval=self.ttl / 3,
+            wake=self._wake,
+            stopping=self._stopping,
+            backoff=self._backoff,
+            refused=self._refused,
+            logger=log,
+            active=self._active,
+        )
+
+    def _refused(self, error: NamingError) -> None:
+        """The registry refused for good: paused until ``resume()`` tries again."""
+        with self._lock:
+            self._paused = True
 
     def _keep(self) -> None:
         """One round: make sure a live lease exists and the record is there with our value."""

@@ -28,7 +28,14 @@ import logging
 import threading
 from typing import Any
 
-from naming.core import Address, BackendUnavailableError, Backoff, NamingError, Registration
+from naming.core import (
+    Address,
+    BackendUnavailableError,
+    Backoff,
+    NamingError,
+    Registration,
+    keepalive,
+)
 
 from ._zk_client import ClientFactory, ZkSettings, zk_call
 from ._zk_records import encode
@@ -146,35 +153,23 @@ class ZkRegistration(Registration):
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        interval = self.ttl / 3
-        delay = interval
-        in_outage = False
-        while not self._stopping.is_set():
-            self._wake.wait(delay)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                self._keep()
-            except BackendUnavailableError as exc:
-                if self._stopping.is_set():
-                    return
-                if not in_outage and self._active():
-                    log.warning("%s; retrying to keep %s registered", exc, self.path)
-                    in_outage = True
-                delay = min(self._backoff.next(), interval)
-                continue
-            except NamingError as exc:
-                if self._stopping.is_set():
-                    return
-                log.error("%s; %s stays unregistered until resume()", exc, self.path)
-                with self._lock:
-                    self._paused = True
-            if in_outage:
-                log.info("zk: %s is registered again", self.path)
-                in_outage = False
-            self._backoff.reset()
-            delay = interval
+        keepalive(
+            self._keep,
+            component="zk",
+            label=self.path,
+            interval=self.ttl / 3,
+            wake=self._wake,
+            stopping=self._stopping,
+            backoff=self._backoff,
+            refused=self._refused,
+            logger=log,
+            active=self._active,
+        )
+
+    def _refused(self, error: NamingError) -> None:
+        """The registry refused for good: paused until ``resume()`` tries again."""
+        with self._lock:
+            self._paused = True
 
     def _keep(self) -> None:
         """One round: our node is there, owned by our session, holding our data."""

@@ -38,6 +38,7 @@ from ._backoff import Backoff
 from ._closing import Closeable
 from ._diff import apply_updates, diff
 from ._hostport import split_host_port
+from ._keepalive import keepalive
 from ._loop import RegistryWatcher
 from ._options import OptionKind, merge_options
 from ._plugins import (
@@ -114,6 +115,7 @@ __all__ = [
     "encode_record",
     "hookimpl",
     "is_balancer_class",
+    "keepalive",
     "merge_options",
     "parse_target",
     "record_address",
