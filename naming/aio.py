@@ -14,11 +14,11 @@ from __future__ import annotations
 from naming.channel.aio import (
     BalancedChannel,
     CallError,
-    ServerRegistration,
-    Watcher,
+
+
     dial,
-    register_server,
-    resolve,
+
+
 )
 
 __all__ = [
