@@ -11,22 +11,6 @@ Importing this module imports grpc (``naming`` itself does not). docs/aio.md has
 
 from __future__ import annotations
 
-from naming.channel.aio import (
-    BalancedChannel,
-    CallError,
+from naming.channel.aio import BalancedChannel, CallError, dial
 
-
-    dial,
-
-
-)
-
-__all__ = [
-    "BalancedChannel",
-    "CallError",
-    "ServerRegistration",
-    "Watcher",
-    "dial",
-    "register_server",
-    "resolve",
-]
+__all__ = ["BalancedChannel", "CallError", "dial"]

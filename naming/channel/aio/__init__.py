@@ -11,12 +11,4 @@ from ._channel import BalancedChannel
 from ._dial import dial
 from ._errors import CallError
 
-__all__ = [
-    "BalancedChannel",
-    "CallError",
-    "ServerRegistration",
-    "Watcher",
-    "dial",
-    "register_server",
-    "resolve",
-]
+__all__ = ["BalancedChannel", "CallError", "dial"]

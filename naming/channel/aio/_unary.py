@@ -115,7 +115,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyp
             self._finish(error=aio_error(failed))
             return
         if picked is None:  # it must wait: a task picks
-            self._driver = asyncio.get_running_loop().create_task(self._run())
+            self._drive()
             return
         try:
             self._start(*picked).add_done_callback(self._first_ended)
@@ -171,7 +171,19 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyp
     def _first_ended(self, call: Any) -> None:
         """grpc's done callback of the first attempt: if nobody drives it, a task takes over."""
         if self._driver is None and self._running is not None:
-            self._driver = asyncio.get_running_loop().create_task(self._run())
+            self._drive()
+
+    def _drive(self, delay: float | None = None) -> None:
+        """Hand the call to a task of its own (from a pause of ``delay`` s, if given)."""
+        self._driver = asyncio.get_running_loop().create_task(self._run(delay))
+        self._driver.add_done_callback(self._driven)
+
+    def _driven(self, task: asyncio.Task[None]) -> None:
+        """The task ended: if it was cancelled before it could run, the call ends cancelled."""
+        if not self._done:
+            if self._running is not None:
+                self._ended(Code.CANCELLED, None)
+            self._finish(cancelled=True)
 
     async def _run(self, delay: float | None = None) -> None:
         """The policy's loop, from wherever the call is: picking, pausing, or an attempt to end."""
@@ -248,7 +260,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyp
                 if delay is None:
                     self._finish(error=error)
                     raise
-                self._driver = asyncio.get_running_loop().create_task(self._run(delay))
+                self._drive(delay)
             except asyncio.CancelledError:
                 self._interrupted()
                 return self._outcome()
@@ -316,9 +328,9 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyp
         if self._done:
             return False
         self._cancelled = True
-        if self._running is not None:
+        if self._running is not None:  # whoever drives it sees grpc's call end cancelled
             self._attempt.cancel()
-        if isinstance(self._driver, asyncio.Task):
+        elif isinstance(self._driver, asyncio.Task):  # picking or pausing
             self._driver.cancel()
         return True
 
