@@ -55,6 +55,7 @@ DESIGN_NAMES = {
         "naming.testing",
         "naming.testing.process",
         "naming.testing.servers",
+        "naming.testing.aio",
         "naming.testing.conformance",
     ],
 )
