@@ -13,14 +13,13 @@ from __future__ import annotations
 # from ._dial import dial
 # from ._errors import CallError
 from ._resolve import Watcher, resolve
-from ._server import ServerRegistration, register_server
+
+# from ._server import ServerRegistration, register_server  (step 3)
 
 __all__ = [
     # "BalancedChannel",
     # "CallError",
-    "ServerRegistration",
     "Watcher",
     # "dial",
-    "register_server",
     "resolve",
 ]
