@@ -13,15 +13,19 @@ from __future__ import annotations
 
 # TEMPORARY (branch aio-kit only): BalancedChannel, CallError and dial come with the lead's
 # modules; the lead's version of this file wins at the merge.
-from naming.channel.aio import (  # ServerRegistration, register_server: step 3
+from naming.channel.aio import (
+    ServerRegistration,
     Watcher,
+    register_server,
     resolve,
 )
 
 __all__ = [
     # "BalancedChannel",
     # "CallError",
+    "ServerRegistration",
     "Watcher",
     # "dial",
+    "register_server",
     "resolve",
 ]

@@ -13,13 +13,14 @@ from __future__ import annotations
 # from ._dial import dial
 # from ._errors import CallError
 from ._resolve import Watcher, resolve
-
-# from ._server import ServerRegistration, register_server  (step 3)
+from ._server import ServerRegistration, register_server
 
 __all__ = [
     # "BalancedChannel",
     # "CallError",
+    "ServerRegistration",
     "Watcher",
     # "dial",
+    "register_server",
     "resolve",
 ]
