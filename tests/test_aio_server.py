@@ -54,7 +54,7 @@ def test_stop_deregisters_while_the_server_serves_then_stops_it() -> None:
             async with naming.aio.resolve(f"manual:///{name}") as watcher:
                 assert await watcher.next() == []
                 serving = await naming.aio.register_server(
-                    server._server, f"manual:///{name}", server.address, signals=()
+                    server.grpc_server, f"manual:///{name}", server.address, signals=()
                 )
                 assert (
                     repr(serving)
@@ -82,7 +82,7 @@ def test_stop_is_idempotent_and_a_second_call_waits_for_the_first() -> None:
         with ManualResolver(name=name) as resolver:
             async with AioEchoServer("s1") as server:
                 serving = await naming.aio.register_server(
-                    server._server, f"manual:///{name}", server.address, signals=()
+                    server.grpc_server, f"manual:///{name}", server.address, signals=()
                 )
                 assert resolver.addresses == [naming.Address(server.address)]
                 first = asyncio.ensure_future(serving.stop())
@@ -104,7 +104,7 @@ def test_bad_arguments_are_refused_before_anything_is_registered() -> None:
     async def main() -> None:
         with ManualResolver(name=name) as resolver:
             async with AioEchoServer("s3") as server:
-                target, addr, aio = f"manual:///{name}", server.address, server._server
+                target, addr, aio = f"manual:///{name}", server.address, server.grpc_server
                 cases: list[tuple[Any, dict[str, Any], type[Exception], str]] = [
                     (object(), {}, TypeError, "aio: register_server needs a started grpc.aio"),
                     (aio, {"grace": -1}, ValueError, "aio: grace must be a finite number"),
@@ -142,11 +142,11 @@ def test_on_etcd_the_record_is_gone_before_the_server_stops(
                 timeline.append(f"records {await fresh.next(DEFAULT_TIMEOUT)}")
             async with grpc.aio.insecure_channel(self.echo.address) as channel:
                 timeline.append(f"answered {await call_port(channel)}")
-            await self.echo._server.stop(grace)
+            await self.echo.grpc_server.stop(grace)
             timeline.append("stopped")
 
         async def wait_for_termination(self, timeout: float | None = None) -> bool:
-            return bool(await self.echo._server.wait_for_termination(timeout))
+            return bool(await self.echo.grpc_server.wait_for_termination(timeout))
 
     async def main() -> None:
         async with AioEchoServer("e0") as server, naming.aio.resolve(target) as watcher:

@@ -32,14 +32,17 @@ def test_signal_handlers_are_installed_and_put_back_on_stop() -> None:
         with ManualResolver(name=name):
             async with AioEchoServer("s2") as server:
                 serving = await naming.aio.register_server(
-                    server._server, f"manual:///{name}", server.address, signals=[signal.SIGUSR1]
+                    server.grpc_server,
+                    f"manual:///{name}",
+                    server.address,
+                    signals=[signal.SIGUSR1],
                 )
                 assert signal.getsignal(signal.SIGUSR1) is not before
                 async with serving:
                     pass
                 assert signal.getsignal(signal.SIGUSR1) is before
                 unused = await naming.aio.register_server(
-                    server._server, f"manual:///{name}", "127.0.0.1:9", signals=()
+                    server.grpc_server, f"manual:///{name}", "127.0.0.1:9", signals=()
                 )
                 assert signal.getsignal(signal.SIGUSR1) is before
                 await unused.stop()
@@ -56,7 +59,7 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
 
 async def main(target):
     server = await AioEchoServer("child").start()
-    serving = await naming.aio.register_server(server._server, target, server.address, grace=0.5)
+    serving = await naming.aio.register_server(server.grpc_server, target, server.address, grace=0.5)
     print("serving on", server.address, flush=True)
     stopped = await serving.wait(60)
     print("stopped", stopped, repr(serving), flush=True)
@@ -166,7 +169,7 @@ def test_a_cancelled_register_server_deregisters_what_its_thread_registered(
     async def main() -> None:
         async with AioEchoServer("g0") as server:
             registering = asyncio.ensure_future(
-                naming.aio.register_server(server._server, "gated:///svc", server.address)
+                naming.aio.register_server(server.grpc_server, "gated:///svc", server.address)
             )
             assert await asyncio.to_thread(backend.entered.wait, DEFAULT_TIMEOUT)
             registering.cancel()
@@ -231,7 +234,7 @@ class Server:
 async def main():
     naming.add_plugin(Plugin())
     echo = await AioEchoServer("child").start()
-    serving = await naming.aio.register_server(Server(echo._server), "signalling:///svc", echo.address)
+    serving = await naming.aio.register_server(Server(echo.grpc_server), "signalling:///svc", echo.address)
     print(await serving.wait(10), log, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
 
 asyncio.run(main())
