@@ -14,7 +14,14 @@ import naming
 import naming.aio
 from backends.manual import ManualResolver
 from naming import Update
-from naming.core import PluginRegistry, Target, TargetError, UnknownSchemeError, WatcherClosedError
+from naming.core import (
+    BackendUnavailableError,
+    PluginRegistry,
+    Target,
+    TargetError,
+    UnknownSchemeError,
+    WatcherClosedError,
+)
 from naming.testing import DEFAULT_TIMEOUT, SHORT_TIMEOUT
 from naming.testing.aio import run
 from naming.testing.etcd import EtcdServer
@@ -272,5 +279,51 @@ def test_the_etcd_backend_adds_and_deletes_through_the_aio_watcher(
             finally:
                 await asyncio.to_thread(registration.close)
             assert await watcher.next(DEFAULT_TIMEOUT) == [Update.delete("10.1.1.1:50051")]
+
+    run(main())
+
+
+class _FailingBackend(naming.Backend):
+    """A sync backend whose watchers the test can make give up (QueueWatcher.fail)."""
+
+    schemes = ("failing",)
+
+    def __init__(self) -> None:
+        self.watchers: list[naming.QueueWatcher] = []
+
+    def build(self, target: Target, **options: object) -> naming.Resolver:
+        backend = self
+
+        class Resolver(naming.Resolver):
+            def resolve(self, target: Target | str) -> naming.Watcher:
+                watcher = naming.QueueWatcher([Update.add("10.7.7.7:1")], name="failing")
+                backend.watchers.append(watcher)
+                return watcher
+
+        return Resolver()
+
+
+def test_the_backend_giving_up_reaches_the_awaiting_next(fresh_registry: PluginRegistry) -> None:
+    backend = _FailingBackend()
+
+    class Plugin:
+        @naming.hookimpl
+        def naming_register_backends(self, register: object) -> None:
+            register(backend)  # type: ignore[operator]
+
+    fresh_registry.add_plugin(Plugin(), name="failing")
+
+    async def main() -> None:
+        async with naming.aio.resolve("failing:///svc") as watcher:
+            assert await watcher.next() == [Update.add("10.7.7.7:1")]
+            waiting = asyncio.ensure_future(watcher.next())
+            await asyncio.sleep(SHORT_TIMEOUT)
+            (sync,) = backend.watchers
+            sync.fail(BackendUnavailableError("failing: the registry is gone"))
+            with pytest.raises(BackendUnavailableError, match="failing: the registry is gone"):
+                await asyncio.wait_for(waiting, DEFAULT_TIMEOUT)
+            with pytest.raises(BackendUnavailableError):  # again, as the sync watcher does
+                await watcher.next(DEFAULT_TIMEOUT)
+        assert sync.closed
 
     run(main())
