@@ -17,7 +17,7 @@ from naming import Update
 from naming.testing import DEFAULT_TIMEOUT
 from naming.testing.aio import AioEchoServer, call_port, run
 from naming.testing.etcd import EtcdServer
-from naming.testing.servers import PORT
+from naming.testing.servers import HOLD, PORT
 
 
 class _DeleteChecks(ManualResolver):
@@ -94,6 +94,40 @@ def test_stop_is_idempotent_and_a_second_call_waits_for_the_first() -> None:
                 assert await serving.wait(0)
                 await serving.stop()  # after it: at once
                 await first
+
+    run(main())
+
+
+def test_a_call_in_flight_finishes_within_the_grace_after_the_record_is_gone() -> None:
+    name = f"aio-server-{uuid.uuid4().hex[:12]}"
+
+    async def main() -> None:
+        with ManualResolver(name=name) as resolver:
+            server = await AioEchoServer("s4").start()
+            serving = await naming.aio.register_server(
+                server.grpc_server, f"manual:///{name}", server.address, signals=()
+            )
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                held = channel.unary_unary(HOLD)(b"", timeout=DEFAULT_TIMEOUT)
+                for _ in range(1000):  # bounded: about 10 s
+                    if server.held:
+                        break
+                    await asyncio.sleep(0.01)
+                stopping = asyncio.ensure_future(serving.stop(grace=DEFAULT_TIMEOUT))
+                for _ in range(1000):
+                    if not resolver.addresses:
+                        break
+                    await asyncio.sleep(0.01)
+                assert resolver.addresses == []  # deregistered; the held call still runs
+                assert not stopping.done()
+                assert server.held == 1
+                server.release.set()
+                assert await held == b"s4"
+                await stopping
+            assert await serving.wait(0)
+            with pytest.raises(ValueError, match="aio: grace must be a finite number"):
+                await serving.stop(grace=-1)
+            await server.stop()
 
     run(main())
 

@@ -57,6 +57,8 @@ class ServerRegistration:
         Idempotent: a second call, while the first runs or after, waits for the same outcome (the
         first call's ``grace`` counts). Cancelling the caller does not cancel the stop.
         """
+        if grace is not None:
+            _check_grace(grace)
         await asyncio.shield(self._begin_stop(grace))
 
     async def wait(self, timeout: float | None = None) -> bool:
@@ -158,7 +160,8 @@ async def register_server(
     server stops with ``grace``, and the program's ``await registration.wait()`` (or the server's
     ``wait_for_termination()``) returns. Stopping puts the previous signal handlers back.
     """
-    _check(server, grace)
+    _check_server(server)
+    _check_grace(grace)
     wanted = [_signal_number(signum) for signum in signals]
     loop = asyncio.get_running_loop()
     name = addr.addr if isinstance(addr, Address) else str(addr)
@@ -182,12 +185,15 @@ async def register_server(
     return serving
 
 
-def _check(server: Any, grace: object) -> None:
+def _check_server(server: Any) -> None:
     if not inspect.iscoroutinefunction(getattr(server, "stop", None)):
         raise TypeError(
             f"aio: register_server needs a started grpc.aio.Server, got {type(server).__name__} "
             "(for a grpc.Server use naming.register_server)"
         )
+
+
+def _check_grace(grace: object) -> None:
     if isinstance(grace, bool) or not isinstance(grace, (int, float)):
         raise TypeError(f"aio: grace must be a number of seconds, got {type(grace).__name__}")
     if not 0 <= grace < math.inf:  # NaN fails this too
