@@ -11,21 +11,22 @@ Importing this module imports grpc (``naming`` itself does not). docs/aio.md has
 
 from __future__ import annotations
 
-# TEMPORARY (branch aio-kit only): BalancedChannel, CallError and dial come with the lead's
-# modules; the lead's version of this file wins at the merge.
 from naming.channel.aio import (
+    BalancedChannel,
+    CallError,
     ServerRegistration,
     Watcher,
+    dial,
     register_server,
     resolve,
 )
 
 __all__ = [
-    # "BalancedChannel",
-    # "CallError",
+    "BalancedChannel",
+    "CallError",
     "ServerRegistration",
     "Watcher",
-    # "dial",
+    "dial",
     "register_server",
     "resolve",
 ]

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests._etcd",  # real etcd servers: etcd_server, etcd_prefix, etcd_private, etcd_cluster
     "tests._consul",  # the Consul double: consul_double
     "tests._zk",  # real ZooKeeper servers: zk_server, zk_root, zk_client, zk_private, zk_ensemble
+    "tests._greeter",  # the helloworld greeter's generated stubs: stubs_dir, greeter
     "naming.testing.leaks",  # naming_leak_check
     "naming.testing.conformance",  # the conformance suite of a backend
     "pytester",  # runs pytest inside a test, for the tests of the conformance plugin

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import select
 import signal
@@ -23,35 +22,6 @@ from naming.testing.servers import EchoServer, Harness, wait_for_state
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "helloworld"
 READY = grpc.ChannelConnectivity.READY
-
-
-@pytest.fixture(scope="session")
-def stubs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """greeter_pb2 and greeter_pb2_grpc, generated from the example's greeter.proto."""
-    from grpc_tools import protoc
-
-    out = tmp_path_factory.mktemp("greeter-stubs")
-    args = [
-        "grpc_tools.protoc",
-        f"-I{EXAMPLE}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        str(EXAMPLE / "greeter.proto"),
-    ]
-    assert protoc.main(args) == 0
-    return out
-
-
-@pytest.fixture(scope="session")
-def greeter(stubs_dir: Path) -> tuple[ModuleType, ModuleType]:
-    sys.path.insert(0, str(stubs_dir))
-    try:
-        return (
-            importlib.import_module("greeter_pb2"),
-            importlib.import_module("greeter_pb2_grpc"),
-        )
-    finally:
-        sys.path.remove(str(stubs_dir))
 
 
 @pytest.fixture

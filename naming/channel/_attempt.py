@@ -17,7 +17,7 @@ import grpc
 from balancers import DoneInfo, Put
 
 from ._errors import closed_error
-from ._subchannel import Subchannel
+from ._subchannel import BaseSubchannel
 
 __all__ = ["abandon", "attempt_done", "report", "start_attempt"]
 
@@ -45,7 +45,7 @@ def abandon(put: Put | None) -> None:
             log.exception("channel: the balancer's put.abandon() failed")
 
 
-def start_attempt(subchannel: Subchannel, put: Put | None, begin: Callable[[], Any]) -> Any:
+def start_attempt(subchannel: BaseSubchannel, put: Put | None, begin: Callable[[], Any]) -> Any:
     """``begin()``, which starts grpc's call on ``subchannel``; a CallError when grpc refuses.
 
     A call grpc refuses (ValueError: its subchannel was closed under it, the channel is closing)
@@ -62,7 +62,7 @@ def start_attempt(subchannel: Subchannel, put: Put | None, begin: Callable[[], A
         raise
 
 
-def attempt_done(subchannel: Subchannel, put: Put | None, start: float, call: Any) -> Any:
+def attempt_done(subchannel: BaseSubchannel, put: Put | None, start: float, call: Any) -> Any:
     """Count a finished attempt (``call``) out of its subchannel, report it to ``put``; its code."""
     subchannel.release()
     code = call.code()

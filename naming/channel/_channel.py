@@ -12,24 +12,22 @@ what is left of its deadline, and reports the outcome to ``put``, as the call po
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
 
-from balancers import Balancer, Notifications, PickInfo, Put
+from balancers import Balancer, Notifications, Put
 from naming.core import Address, BalancerClosedError, Closeable, DeadlineExceededError, Resolver
 
-from ._attempt import abandon
 from ._calls import StreamStream, StreamUnary, UnaryStream, UnaryUnary
-from ._errors import CallError, closed_error
-from ._policy import PICK_ERRORS, CallPolicy, idempotent_methods, resync_wait, within
-from ._subchannel import Subchannel
+from ._errors import CallError
+from ._picking import Picking, get_function
+from ._policy import idempotent_methods, within
+from ._subchannel import BaseSubchannel
 from ._subchannels import Subchannels
 
 __all__ = ["BalancedChannel", "CallError"]
@@ -45,25 +43,7 @@ _ids = itertools.count(1)
 Get = Callable[..., tuple[Address, Put | None]]
 
 
-def _get_function(balancer: Balancer) -> Get:
-    """``balancer.get``, or for a balancer written before ``get()`` took the call's ``info``, a
-    function that drops it: balancers of that shape keep working."""
-    get = balancer.get
-    try:
-        inspect.signature(get).bind(blocking_wait=False, timeout=None, info=None)
-    except TypeError:
-        log.debug("channel: %r.get() takes no info; the channel does not pass it", balancer)
-
-        def legacy(*, blocking_wait: bool, timeout: float | None, info: PickInfo) -> Any:
-            return get(blocking_wait=blocking_wait, timeout=timeout)
-
-        return legacy
-    except ValueError:  # no signature to read (a builtin): trust the documented shape
-        pass
-    return get
-
-
-class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is untyped
+class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is untyped
     """A ``grpc.Channel`` over a started balancer; built by :func:`naming.dial`.
 
     The channel owns ``balancer`` (and ``resolver``, if given) and closes them in ``close()``.
@@ -91,13 +71,12 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
         self._idempotent_methods, self._idempotent_services = idempotent_methods(idempotent)
         self.target = target
         self._balancer = balancer
-        self._get = _get_function(balancer)
+        self._get = get_function(balancer)
         self._resolver = resolver
         self._closed = False
         self._closed_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._close_lock = threading.Lock()
-        self._logged_balancer_failure = False
         self._subchannels = Subchannels(
             balancer,
             credentials=credentials,
@@ -125,13 +104,13 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
     def closed(self) -> bool:
         return self._closed
 
-    def subchannels(self) -> dict[Address, Subchannel]:
+    def subchannels(self) -> dict[Address, BaseSubchannel]:
         """The current subchannels by address (a copy; for tests and diagnostics)."""
         return self._subchannels.snapshot()
 
     def wait_for_subchannels(
         self,
-        predicate: Callable[[Mapping[Address, Subchannel]], bool],
+        predicate: Callable[[Mapping[Address, BaseSubchannel]], bool],
         timeout: float | None = None,
     ) -> bool:
         """Wait until ``predicate(subchannels by address)`` holds; False if ``timeout`` passed.
@@ -297,68 +276,6 @@ class BalancedChannel(Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is
                 subchannels.tick()
             except Exception:
                 log.exception("channel: updating the subchannels of %s failed", self.target)
-
-    # -- picking ------------------------------------------------------------------------------
-
-    def pick(
-        self,
-        policy: CallPolicy,
-        info: PickInfo,
-        wait: bool,
-        deadline: float | None,
-        block: bool = True,
-        timeout: float | None = None,
-    ) -> tuple[Subchannel, Put | None] | None:
-        """The subchannel for one call, counted in (the caller must ``release()`` it), and ``put``.
-
-        Asks ``balancer.get(blocking_wait=wait, timeout=<what is left>, info=info)``. A picked
-        address with no subchannel (the balancer is ahead of the list) is abandoned (no call ran
-        there) and, as ``policy`` decides, picked again once the list catches up. Raises the
-        CallError ``policy`` gives up with (INTERNAL when ``get()`` itself fails); with
-        ``block=False``, returns None where it would wait. ``timeout`` is the call's own, for
-        the details of a deadline.
-        """
-        picks = 0
-        while True:
-            if self._closed:
-                raise closed_error()
-            if not block:
-                left: float | None = 0.0
-            else:  # what is left (0 or less once it has passed); inline: every call comes here
-                left = None if deadline is None else deadline - time.monotonic()
-            try:
-                address, put = self._get(blocking_wait=wait, timeout=left, info=info)
-            except PICK_ERRORS as exc:
-                last = getattr(self._balancer, "resolver_error", None)
-                error = policy.pick_failed(exc, block, self.target, last, timeout)
-                if error is None:
-                    return None
-                raise error from None
-            except Exception as exc:  # a bug in the balancer or its picker
-                self._log_balancer_failure(exc)
-                raise policy.balancer_failed(exc, self.target) from exc
-            subchannel = self._subchannels.current.get(address)  # every call: no method call
-            if subchannel is not None and subchannel.acquire():
-                return subchannel, put
-            abandon(put)
-            picks += 1
-            error = policy.unusable(address, wait, picks)
-            if error is not None:
-                raise error
-            if not block:
-                return None
-            self._subchannels.wait_for(address, resync_wait(deadline))
-
-    def _log_balancer_failure(self, error: Exception) -> None:
-        """The first failure of ``get()`` with its traceback (ERROR), the others at DEBUG."""
-        first, self._logged_balancer_failure = not self._logged_balancer_failure, True
-        log.log(
-            logging.ERROR if first else logging.DEBUG,
-            "channel: %s: the balancer's get() raised; the call fails with INTERNAL%s",
-            self.target,
-            "" if first else " (again)",
-            exc_info=error,
-        )
 
     def pause(self, seconds: float, deadline: float | None) -> None:
         """Sleep ``seconds`` (never past ``deadline``); wake early when the channel closes."""

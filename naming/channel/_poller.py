@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from ._subchannel import Subchannel
+from ._subchannel import BaseSubchannel
 
 __all__ = ["CHUNK", "PERIOD", "PER_SUBCHANNEL", "Poller"]
 
@@ -35,12 +35,12 @@ class Poller:
 
     def __init__(
         self,
-        source: Callable[[], Sequence[Subchannel]],
+        source: Callable[[], Sequence[BaseSubchannel]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._clock = clock
-        self._sweep: Iterator[Subchannel] = iter(())
+        self._sweep: Iterator[BaseSubchannel] = iter(())
         self._gap = PERIOD
         self.due = clock()  # when the next chunk is due (time.monotonic() by default)
         self.sweeps = 0  # sweeps started, for diagnostics

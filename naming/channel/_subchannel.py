@@ -31,7 +31,7 @@ import grpc
 from balancers import Balancer, Down
 from naming.core import Address
 
-__all__ = ["IDLE", "READY", "Subchannel"]
+__all__ = ["IDLE", "READY", "BaseSubchannel", "Subchannel"]
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +70,21 @@ def _await_poller(channel: Any) -> None:
         time.sleep(0.01)
 
 
-class Subchannel:
-    """One grpc channel to ``address``, reporting its connectivity to ``balancer``.
+class BaseSubchannel:
+    """What every subchannel does whatever drives it: counting calls, caching grpc's
+    multicallables, and turning connectivity into ``balancer.up()`` / ``down()``.
 
-    With ``poll`` (the default, when grpcio allows it: :attr:`polled`) its connectivity is read by
-    :meth:`poll`, which its owner calls; otherwise grpc delivers it on a thread of its own.
-    ``on_change(subchannel)`` follows every change of :attr:`state`.
-
-    Thread-safety: every method may be called from any thread. The connectivity path never blocks
-    and never closes a grpc channel. ``close()`` is idempotent.
+    The sync :class:`Subchannel` and the asyncio one (:mod:`naming.channel.aio._subchannel`) add the
+    grpc channel, how its connectivity is followed (:meth:`_unfollow` stops that) and closing.
     """
+
+    _channel: Any
 
     def __init__(
         self,
         address: Address,
         balancer: Balancer,
-        *,
-        credentials: Any = None,
-        options: Sequence[tuple[str, Any]] = (),
-        on_change: Callable[[Subchannel], None] = lambda subchannel: None,
-        poll: bool = True,
+        on_change: Callable[[BaseSubchannel], None],
     ) -> None:
         self.address = address
         self.state: Any = IDLE  # the last grpc.ChannelConnectivity that grpc delivered
@@ -104,15 +99,6 @@ class Subchannel:
         # In-flight calls. list.append() and list.pop() are atomic, so counting needs no lock.
         self._calls: list[None] = []
         self._methods: dict[tuple[Any, ...], Any] = {}
-        if credentials is None:
-            self._channel = grpc.insecure_channel(address.addr, options=list(options))
-        else:
-            self._channel = grpc.secure_channel(address.addr, credentials, options=list(options))
-        self._check = state_reader(self._channel) if poll else None
-        if self._check is None:
-            self._channel.subscribe(self._on_state, try_to_connect=True)
-        else:
-            self._check(True)  # start connecting; the next poll() reads where that got
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -161,8 +147,14 @@ class Subchannel:
 
     @property
     def polled(self) -> bool:
-        """True when :meth:`poll` tracks the connectivity; False: grpc's subscription does."""
-        return self._check is not None
+        """True when :meth:`poll` tracks the connectivity (the sync poller's business)."""
+        return False
+
+    def poll(self) -> None:
+        """Read the connectivity now, for the sync poller; nothing here."""
+
+    def connect_if_idle(self) -> None:
+        """Ask grpc to connect if the last state it reported is IDLE; nothing here."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -170,6 +162,9 @@ class Subchannel:
         """The address left the list: report it down now; ``close_if_drained()`` closes it later."""
         self.retired_at = time.monotonic()
         self.detach(ConnectionAbortedError(f"channel: {self.address.addr} was removed"))
+
+    def close(self, reason: BaseException | None = None) -> None:
+        raise NotImplementedError
 
     def close_if_drained(self, grace: float) -> bool:
         """Close a retired subchannel with no call in flight, or one retired ``grace`` s ago."""
@@ -197,6 +192,87 @@ class Subchannel:
             down, self._down = self._down, None
         if down is not None:
             down(reason)
+        self._unfollow()
+
+    def _unfollow(self) -> None:
+        """Stop following connectivity (after :meth:`detach` has reported the address down)."""
+
+    # -- connectivity --------------------------------------------------------------------------
+
+    def _on_state(self, state: Any) -> None:
+        """A new state (from poll(), a task following it, or grpc's delivery thread)."""
+        with self._lock:
+            if self._detached:
+                return
+            previous, self.state = self.state, state
+            down = None
+            if previous is READY and state is not READY:
+                down, self._down = self._down, None
+        log.debug("channel: %s: %s -> %s", self.address.addr, previous.name, state.name)
+        if down is not None:
+            down(ConnectionError(f"channel: connection to {self.address.addr} is {state.name}"))
+        if state is READY and previous is not READY:
+            self._up()
+        self.connect_if_idle()
+        self._on_change(self)
+
+    def _up(self) -> None:
+        try:
+            down = self._balancer.up(self.address)
+        except Exception:
+            log.exception("channel: the balancer failed in up(%s)", self.address.addr)
+            return
+        if down is None:
+            return
+        with self._lock:
+            if not self._detached:
+                self._down, down = down, None
+        if down is not None:  # detached meanwhile
+            down(ConnectionAbortedError(f"channel: {self.address.addr} was removed"))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.state.name
+        return f"<Subchannel {self.address.addr} {state} in_flight={len(self._calls)}>"
+
+
+class Subchannel(BaseSubchannel):
+    """One grpc channel to ``address``, reporting its connectivity to ``balancer``.
+
+    With ``poll`` (the default, when grpcio allows it: :attr:`polled`) its connectivity is read by
+    :meth:`poll`, which its owner calls; otherwise grpc delivers it on a thread of its own.
+    ``on_change(subchannel)`` follows every change of :attr:`state`.
+
+    Thread-safety: every method may be called from any thread. The connectivity path never blocks
+    and never closes a grpc channel. ``close()`` is idempotent.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        balancer: Balancer,
+        *,
+        credentials: Any = None,
+        options: Sequence[tuple[str, Any]] = (),
+        on_change: Callable[[BaseSubchannel], None] = lambda subchannel: None,
+        poll: bool = True,
+    ) -> None:
+        super().__init__(address, balancer, on_change)
+        if credentials is None:
+            self._channel = grpc.insecure_channel(address.addr, options=list(options))
+        else:
+            self._channel = grpc.secure_channel(address.addr, credentials, options=list(options))
+        self._check = state_reader(self._channel) if poll else None
+        if self._check is None:
+            self._channel.subscribe(self._on_state, try_to_connect=True)
+        else:
+            self._check(True)  # start connecting; the next poll() reads where that got
+
+    @property
+    def polled(self) -> bool:
+        """True when :meth:`poll` tracks the connectivity; False: grpc's subscription does."""
+        return self._check is not None
+
+    def _unfollow(self) -> None:
         if self._check is None:
             self._channel.unsubscribe(self._on_state)
 
@@ -217,8 +293,6 @@ class Subchannel:
             _await_poller(self._channel)
         self._channel.close()
 
-    # -- connectivity --------------------------------------------------------------------------
-
     def poll(self) -> None:
         """Read the connectivity grpc has now (asking it to connect when idle) and act on a change.
 
@@ -233,23 +307,6 @@ class Subchannel:
             return
         if state is not None and state is not self.state:
             self._on_state(state)
-
-    def _on_state(self, state: Any) -> None:
-        """A new state (from poll(), or on grpc's delivery thread)."""
-        with self._lock:
-            if self._detached:
-                return
-            previous, self.state = self.state, state
-            down = None
-            if previous is READY and state is not READY:
-                down, self._down = self._down, None
-        log.debug("channel: %s: %s -> %s", self.address.addr, previous.name, state.name)
-        if down is not None:
-            down(ConnectionError(f"channel: connection to {self.address.addr} is {state.name}"))
-        if state is READY and previous is not READY:
-            self._up()
-        self.connect_if_idle()
-        self._on_change(self)
 
     def connect_if_idle(self) -> None:
         """Ask grpc to connect if the last state it reported is IDLE (grpc-go's ``sc.Connect()``).
@@ -268,21 +325,3 @@ class Subchannel:
                 return
             self._channel.subscribe(_nothing, try_to_connect=True)
             self._channel.unsubscribe(_nothing)
-
-    def _up(self) -> None:
-        try:
-            down = self._balancer.up(self.address)
-        except Exception:
-            log.exception("channel: the balancer failed in up(%s)", self.address.addr)
-            return
-        if down is None:
-            return
-        with self._lock:
-            if not self._detached:
-                self._down, down = down, None
-        if down is not None:  # detached meanwhile
-            down(ConnectionAbortedError(f"channel: {self.address.addr} was removed"))
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else self.state.name
-        return f"<Subchannel {self.address.addr} {state} in_flight={len(self._calls)}>"

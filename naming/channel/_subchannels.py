@@ -27,7 +27,7 @@ from naming.core import Address
 
 from ._connectivity import Connectivity, aggregate
 from ._poller import CHUNK, Poller
-from ._subchannel import IDLE, Subchannel
+from ._subchannel import IDLE, BaseSubchannel, Subchannel
 
 __all__ = ["NUDGE_INTERVAL", "REAP_INTERVAL", "Subchannels"]
 
@@ -43,6 +43,8 @@ class Subchannels:
     ``apply()``, ``update()`` and ``tick()`` run on the channel's thread (one writer); ``current``
     is the calls' lookup, read without a lock (a dictionary, changed in place by that thread).
     ``poll=False`` makes every subchannel follow grpc's subscription instead of the poller.
+    ``factory`` makes a subchannel with :class:`naming.channel._subchannel.Subchannel`'s arguments:
+    the asyncio channel passes its own, and then every method runs on the event loop's thread.
     """
 
     def __init__(
@@ -55,8 +57,10 @@ class Subchannels:
         name: str = "channel",
         poll: bool = True,
         on_failure: Callable[[], None] | None = None,
+        factory: Callable[..., BaseSubchannel] = Subchannel,
     ) -> None:
         self._balancer = balancer
+        self._factory = factory
         self._on_failure = on_failure
         self._credentials = credentials
         self._options = tuple(options)
@@ -64,8 +68,8 @@ class Subchannels:
         self._name = name
         self._poll = poll
         self._cond = threading.Condition()
-        self.current: dict[Address, Subchannel] = {}
-        self.retired: list[Subchannel] = []
+        self.current: dict[Address, BaseSubchannel] = {}
+        self.retired: list[BaseSubchannel] = []
         # The state each current subchannel is counted in, and the counts (every state present,
         # so that reading them never races a new key).
         self._counted: dict[Address, Any] = {}
@@ -78,10 +82,10 @@ class Subchannels:
         self.poller = Poller(lambda: list(self.current.values()))
         self.connectivity = Connectivity(self._evaluate)
 
-    def get(self, address: Address) -> Subchannel | None:
+    def get(self, address: Address) -> BaseSubchannel | None:
         return self.current.get(address)
 
-    def snapshot(self) -> dict[Address, Subchannel]:
+    def snapshot(self) -> dict[Address, BaseSubchannel]:
         return dict(self.current)
 
     def update(self, addresses: Iterable[Address]) -> None:
@@ -96,7 +100,7 @@ class Subchannels:
     def apply(self, added: Iterable[Address], removed: Iterable[Address]) -> None:
         """Dial the ``added`` addresses that have no subchannel and retire the ``removed`` ones
         that have one (they close once drained): O(changes)."""
-        gone: list[Subchannel] = []
+        gone: list[BaseSubchannel] = []
         with self._cond:
             if self._closed:
                 return
@@ -131,7 +135,7 @@ class Subchannels:
         )
         self.connectivity.deliver()
 
-    def _add(self, subchannel: Subchannel) -> bool:
+    def _add(self, subchannel: BaseSubchannel) -> bool:
         """Make ``subchannel`` current; False (and nothing done) once the set is closed."""
         with self._cond:
             if self._closed:
@@ -140,8 +144,8 @@ class Subchannels:
             self._count(subchannel)
             return True
 
-    def _dial(self, address: Address) -> Subchannel:
-        return Subchannel(
+    def _dial(self, address: Address) -> BaseSubchannel:
+        return self._factory(
             address,
             self._balancer,
             credentials=self._credentials,
@@ -152,19 +156,19 @@ class Subchannels:
 
     # -- the aggregate, as counts ----------------------------------------------------------------
 
-    def _count(self, subchannel: Subchannel) -> None:
+    def _count(self, subchannel: BaseSubchannel) -> None:
         """Under the lock: count a subchannel that became current."""
         state = subchannel.state
         self._counted[subchannel.address] = state
         self._counts[state] += 1
         self._polled += subchannel.polled
 
-    def _uncount(self, subchannel: Subchannel) -> None:
+    def _uncount(self, subchannel: BaseSubchannel) -> None:
         """Under the lock: stop counting a subchannel that left ``current``."""
         self._counts[self._counted.pop(subchannel.address)] -= 1
         self._polled -= subchannel.polled
 
-    def _changed(self, subchannel: Subchannel) -> None:
+    def _changed(self, subchannel: BaseSubchannel) -> None:
         """``subchannel.state`` changed (any thread): recount it if current, deliver; a current one
         entering TRANSIENT_FAILURE calls ``on_failure`` (the channel's ``resolve_now``)."""
         failed = False
@@ -235,7 +239,7 @@ class Subchannels:
                 self._cond.wait_for(lambda: self._closed or self._updates != updates, timeout)
 
     def wait_until(
-        self, predicate: Callable[[Mapping[Address, Subchannel]], bool], timeout: float | None
+        self, predicate: Callable[[Mapping[Address, BaseSubchannel]], bool], timeout: float | None
     ) -> bool:
         """Wait until ``predicate(subchannels by address)`` holds, tested after each update;
         its last value. The mapping is live and read-only; read it only inside ``predicate``."""

@@ -7,20 +7,18 @@ and the waiting are async. ``naming.aio`` re-exports these names.
 
 from __future__ import annotations
 
-# TEMPORARY (branch aio-kit only): the lead's modules are not in this branch yet. The lead's
-# version of this file wins at the merge.
-# from ._channel import BalancedChannel
-# from ._dial import dial
-# from ._errors import CallError
+from ._channel import BalancedChannel
+from ._dial import dial
+from ._errors import CallError
 from ._resolve import Watcher, resolve
 from ._server import ServerRegistration, register_server
 
 __all__ = [
-    # "BalancedChannel",
-    # "CallError",
+    "BalancedChannel",
+    "CallError",
     "ServerRegistration",
     "Watcher",
-    # "dial",
+    "dial",
     "register_server",
     "resolve",
 ]
