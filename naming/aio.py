@@ -11,6 +11,22 @@ Importing this module imports grpc (``naming`` itself does not). docs/aio.md has
 
 from __future__ import annotations
 
-from naming.channel.aio import BalancedChannel, CallError, dial
+from naming.channel.aio import (
+    BalancedChannel,
+    CallError,
+    ServerRegistration,
+    Watcher,
+    dial,
+    register_server,
+    resolve,
+)
 
-__all__ = ["BalancedChannel", "CallError", "dial"]
+__all__ = [
+    "BalancedChannel",
+    "CallError",
+    "ServerRegistration",
+    "Watcher",
+    "dial",
+    "register_server",
+    "resolve",
+]

@@ -56,6 +56,8 @@ DESIGN_NAMES = {
         "naming.testing.process",
         "naming.testing.servers",
         "naming.testing.aio",
+        "naming.aio",
+        "naming.channel.aio",
         "naming.testing.conformance",
     ],
 )

@@ -61,7 +61,7 @@ from ._records import (
     encode_record,
     record_address,
 )
-from ._resolver import Resolver, Watcher
+from ._resolver import AsyncWatcher, Resolver, Watcher
 from ._target import Target, parse_target
 from ._timeouts import as_timeout
 from ._types import Address, FrozenMap, Operation, Update
@@ -72,6 +72,7 @@ __all__ = [
     "BALANCERS_GROUP",
     "BALANCER_METHODS",
     "Address",
+    "AsyncWatcher",
     "Backend",
     "BackendUnavailableError",
     "Backoff",

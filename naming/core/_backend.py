@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from ..errors import MissingDependencyError, NamingError
 from ._closing import Closeable
-from ._resolver import Resolver
+from ._resolver import AsyncWatcher, Resolver
 from ._target import Target
 from ._types import Address
 
@@ -49,7 +49,8 @@ class Backend(ABC):
     ``schemes`` lists the URI schemes it serves, canonical first (``("zk", "zookeeper")``).
     ``build()`` makes a Resolver for a target's authority and options; the resolver's ``resolve()``
     is then called with the same target. ``register()`` is for backends that can hold server records;
-    the default says that this one cannot.
+    the default says that this one cannot. ``aio_resolve()`` may give ``naming.aio.resolve`` a
+    native asyncio watcher; by default there is none.
     """
 
     schemes: ClassVar[tuple[str, ...]] = ()
@@ -66,6 +67,15 @@ class Backend(ABC):
     ) -> Registration:
         """Publish ``address`` under ``target`` and keep it alive; see :class:`Registration`."""
         raise NamingError(f"{target.scheme}: this backend does not support registration")
+
+    def aio_resolve(self, target: Target, **options: Any) -> AsyncWatcher | None:
+        """A native asyncio watcher for ``target`` (:class:`AsyncWatcher`), or None: the default.
+
+        ``naming.aio.resolve`` calls it first, with the options ``build()`` would get; on None it
+        runs the sync watcher of ``build()`` in a thread. A backend whose client library is async
+        returns its own watcher here; it must not block (no network wait), like ``resolve()``.
+        """
+        return None
 
     def missing(self) -> list[str]:
         """One line per library of ``requires`` that cannot be imported, with what to install."""

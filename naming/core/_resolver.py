@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 from ..errors import WatcherClosedError
 from ._closing import Closeable
 from ._target import Target
 from ._types import Update
 
-__all__ = ["Resolver", "Watcher"]
+__all__ = ["AsyncWatcher", "Resolver", "Watcher"]
 
 
 class Watcher(Closeable, ABC):
@@ -69,3 +70,19 @@ class Resolver(Closeable, ABC):
 
     def close(self) -> None:
         """Release the resolver's resources. Idempotent; the default holds nothing."""
+
+
+@runtime_checkable
+class AsyncWatcher(Protocol):
+    """What a backend's native asyncio resolver returns (``Backend.aio_resolve``; docs/plugins.md).
+
+    The Watcher contract, awaited: ``await next(timeout)`` returns the whole set first, then the
+    changes, and ``[]`` when ``timeout`` passed (already checked: None, or a number of seconds);
+    ``await close()`` is idempotent and ends a pending ``next()`` with WatcherClosedError at once.
+    A ``next()`` cancelled while it waits must lose nothing: the next call gets those updates.
+    ``naming.aio.resolve`` wraps it; the core itself never runs it, so it imports no asyncio.
+    """
+
+    async def next(self, timeout: float | None = None) -> list[Update]: ...
+
+    async def close(self) -> None: ...

@@ -45,6 +45,11 @@ class AioEchoServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def grpc_server(self) -> Any:
+        """The running ``grpc.aio.Server`` (for ``naming.aio.register_server``); None when stopped."""
+        return self._server
+
+    @property
     def running(self) -> bool:
         return self._server is not None
 

@@ -10,5 +10,15 @@ from __future__ import annotations
 from ._channel import BalancedChannel
 from ._dial import dial
 from ._errors import CallError
+from ._resolve import Watcher, resolve
+from ._server import ServerRegistration, register_server
 
-__all__ = ["BalancedChannel", "CallError", "dial"]
+__all__ = [
+    "BalancedChannel",
+    "CallError",
+    "ServerRegistration",
+    "Watcher",
+    "dial",
+    "register_server",
+    "resolve",
+]
