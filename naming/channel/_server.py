@@ -7,6 +7,7 @@ the server, and only then does the server stop, finishing its in-flight calls wi
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -19,6 +20,8 @@ from naming.core import Address, Registration, Target, register
 __all__ = ["ServerRegistration", "register_server"]
 
 log = logging.getLogger(__name__)
+
+DRAIN = 0.5  # seconds a deregistered server serves on before it stops
 
 _Handler = Any  # what signal.getsignal returns
 
@@ -54,9 +57,12 @@ class ServerRegistration:
 
     registration: Registration
 
-    def __init__(self, server: Any, grace: float, target: str = "", addr: str = "") -> None:
+    def __init__(
+        self, server: Any, grace: float, target: str = "", addr: str = "", drain: float = 0.0
+    ) -> None:
         self.server = server
         self.grace = grace
+        self.drain = drain
         self.target = target
         self.addr = addr
         self._lock = threading.Lock()  # guards _stopped only: nothing slow runs under it
@@ -78,6 +84,10 @@ class ServerRegistration:
             registration = getattr(self, "registration", None)
             if registration is not None:
                 registration.close()
+                # Serve on while the clients learn that the record is gone: a gRPC server that
+                # stops cancels the calls it received and had not started, whatever the grace,
+                # and calls sent before a client saw the deletion arrive meanwhile.
+                time.sleep(self.drain)
         except Exception:
             log.exception("register_server: deregistering %s failed; stopping anyway", self.addr)
         finally:
@@ -136,6 +146,7 @@ def register_server(
     *,
     ttl: float = 10.0,
     grace: float = 5.0,
+    drain: float = DRAIN,
     signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
     **options: Any,
 ) -> ServerRegistration:
@@ -145,10 +156,19 @@ def register_server(
     use it at once. On any of ``signals`` (pass ``()`` for none; handlers are installed only from the
     main thread) the record is removed, then the server stops with ``grace``; the program's
     ``server.wait_for_termination()`` then returns. A second signal gets the previous handler back.
+
+    Between the two the server serves on for ``drain`` seconds (0.5 by default), so that the
+    clients that were about to send it a call learn that its record is gone first; a registry
+    whose clients learn late (DNS, Consul's blocking queries) wants a longer one. ValueError for
+    a ``drain`` that is not a finite number of seconds >= 0.
     """
+    if isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain < math.inf:
+        raise ValueError(
+            f"register_server: drain must be a finite number of seconds >= 0, got {drain!r}"
+        )
     name = str(target)
     serving = ServerRegistration(
-        server, grace, name, addr.addr if isinstance(addr, Address) else addr
+        server, grace, name, addr.addr if isinstance(addr, Address) else addr, float(drain)
     )
     serving._install_signals(signals)  # first: a signal during registering still deregisters
     try:

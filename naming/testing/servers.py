@@ -104,6 +104,11 @@ class EchoServer:
         return self._server is not None
 
     @property
+    def grpc_server(self) -> Any:
+        """The ``grpc.Server`` while running (for ``naming.register_server``); None otherwise."""
+        return self._server
+
+    @property
     def calls(self) -> int:
         with self._lock:
             return self._calls

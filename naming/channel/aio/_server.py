@@ -22,6 +22,8 @@ from typing import Any
 
 from naming.core import Address, Registration, Target, register
 
+from .._server import DRAIN
+
 __all__ = ["ServerRegistration", "register_server"]
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,12 @@ class ServerRegistration:
     is an async context manager that stops on exit. Use it from the loop that registered it.
     """
 
-    def __init__(self, server: Any, grace: float, target: str, addr: str) -> None:
+    def __init__(
+        self, server: Any, grace: float, target: str, addr: str, drain: float = 0.0
+    ) -> None:
         self.server = server
         self.grace = grace
+        self.drain = drain
         self.target = target
         self.addr = addr
         self._loop = asyncio.get_running_loop()
@@ -112,6 +117,11 @@ class ServerRegistration:
                 log.exception(
                     "aio: register_server: deregistering %s failed; stopping anyway", self.addr
                 )
+            else:
+                # Serve on while the clients learn that the record is gone: a grpc.aio server
+                # that stops cancels the calls it received and had not started, whatever the
+                # grace, and calls sent before a client saw the deletion arrive meanwhile.
+                await asyncio.sleep(self.drain)
         await self.server.stop(grace)
 
     def _install_signals(self, signals: list[int]) -> None:
@@ -149,6 +159,7 @@ async def register_server(
     *,
     ttl: float = 10.0,
     grace: float = 5.0,
+    drain: float = DRAIN,
     signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
     **options: Any,
 ) -> ServerRegistration:
@@ -159,13 +170,18 @@ async def register_server(
     ``loop.add_signal_handler``, so from the main thread's loop) the record is removed, then the
     server stops with ``grace``, and the program's ``await registration.wait()`` (or the server's
     ``wait_for_termination()``) returns. Stopping puts the previous signal handlers back.
+
+    Between the two the server serves on for ``drain`` seconds (0.5 by default), so that the
+    clients that were about to send it a call learn that its record is gone first; a registry
+    whose clients learn late (DNS, Consul's blocking queries) wants a longer one.
     """
     _check_server(server)
     _check_grace(grace)
+    _check_grace(drain, "drain")
     wanted = [_signal_number(signum) for signum in signals]
     loop = asyncio.get_running_loop()
     name = addr.addr if isinstance(addr, Address) else str(addr)
-    serving = ServerRegistration(server, float(grace), str(target), name)
+    serving = ServerRegistration(server, float(grace), str(target), name, float(drain))
     serving._install_signals(wanted)  # first: a signal while registering still deregisters
     registering: asyncio.Future[Registration] | None = None
     try:
@@ -193,11 +209,11 @@ def _check_server(server: Any) -> None:
         )
 
 
-def _check_grace(grace: object) -> None:
+def _check_grace(grace: object, name: str = "grace") -> None:
     if isinstance(grace, bool) or not isinstance(grace, (int, float)):
-        raise TypeError(f"aio: grace must be a number of seconds, got {type(grace).__name__}")
+        raise TypeError(f"aio: {name} must be a number of seconds, got {type(grace).__name__}")
     if not 0 <= grace < math.inf:  # NaN fails this too
-        raise ValueError(f"aio: grace must be a finite number of seconds >= 0, got {grace!r}")
+        raise ValueError(f"aio: {name} must be a finite number of seconds >= 0, got {grace!r}")
 
 
 def _signal_number(signum: object) -> int:
