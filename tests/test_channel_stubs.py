@@ -122,13 +122,14 @@ def test_generated_stub_gets_unavailable_without_addresses(harness: Harness, gre
 class Programs:
     """Subprocesses of one test; all killed (if still running) at the end."""
 
-    def __init__(self, stubs_dir: Path) -> None:
+    def __init__(self, stubs_dir: Path, example: Path = EXAMPLE) -> None:
+        self.example = example
         self.env = {**os.environ, "GREETER_STUBS_DIR": str(stubs_dir), "PYTHONUNBUFFERED": "1"}
         self.running: list[subprocess.Popen[str]] = []
 
     def start(self, script: str, *args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            [sys.executable, str(EXAMPLE / script), *args],
+            [sys.executable, str(self.example / script), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -139,7 +140,7 @@ class Programs:
 
     def run(self, script: str, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, str(EXAMPLE / script), *args],
+            [sys.executable, str(self.example / script), *args],
             capture_output=True,
             text=True,
             env=self.env,
