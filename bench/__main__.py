@@ -17,11 +17,13 @@ from ._report import met, update_docs, write_json
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {
     "p1": "bench.p1_throughput",
+    "p1a": "bench.p1_aio",
     "p2": "bench.p2_pick",
     "p3": "bench.p3_etcd",
     "p3c": "bench.p3_consul",
     "p4": "bench.p4_scale",
     "p5": "bench.p5_failures",
+    "p5a": "bench.p5_aio",
     "p6": "bench.p6_policies",
     "p12": "bench.p12_dns",
     "p10": "bench.p10_zk",

@@ -22,6 +22,12 @@ def _target(name: str, what: str, text: str, check: Check) -> None:
     TARGETS[name] = (what, text, check)
 
 
+def _within_in_flight(in_flight: str) -> tuple[str, Check]:
+    """The target of a count of failed calls that may reach the calls that were in flight when the
+    server died: ``in_flight``, a figure of the same run (no limit when it is missing)."""
+    return "<= in-flight", lambda v, r: v <= r.get(in_flight, math.inf)
+
+
 _target(
     "p1_rr_vs_native_seq",
     "naming.dial round_robin / grpcio round_robin, 1 caller",
@@ -106,8 +112,7 @@ _target(
 _target(
     "p5_failed_sigkill_failfast",
     "failed fail-fast RPCs, one of 3 servers SIGKILLed",
-    "<= in-flight",
-    lambda v, r: v <= r.get("p5_inflight_at_kill", math.inf),
+    *_within_in_flight("p5_inflight_at_kill"),
 )
 _target(
     "p5_failed_sigkill_wfr",
@@ -215,6 +220,42 @@ for _policy, _label in (
         "<= 0.02",
         lambda v, r: v <= 0.02,
     )
+
+_target(
+    "p1_aio_rr_vs_native_16",
+    "naming.aio.dial round_robin / grpc.aio with grpcio round_robin, 16 coroutines",
+    ">= 0.9",
+    lambda v, r: v >= 0.9,
+)
+_target(
+    "p1_aio_vs_sync_16",
+    "naming.aio.dial, 16 coroutines / naming.dial, 16 threads (both round_robin)",
+    "report",
+    None,
+)
+for _side, _label in (
+    ("ours", "naming.aio.dial round_robin, 16 coroutines"),
+    ("native", "grpc.aio with grpcio round_robin, 16 coroutines"),
+    ("sync", "naming.dial round_robin, 16 threads"),
+):
+    _target(f"p1_aio_{_side}_rate_16", f"calls/s (median of rounds): {_label}", "report", None)
+_target(
+    "p5_aio_failed_graceful",
+    "naming.aio: failed RPCs, one of 3 servers stopped gracefully (deregistered first)",
+    "0",
+    lambda v, r: v == 0,
+)
+_target(
+    "p5_aio_failed_sigkill_wfr",
+    "naming.aio: failed wait_for_ready RPCs, one of 3 servers SIGKILLed",
+    *_within_in_flight("p5_aio_inflight_at_kill"),
+)
+_target(
+    "p5_aio_inflight_at_kill",
+    "naming.aio: RPCs in flight on the killed server's subchannel at the SIGKILL",
+    "report",
+    None,
+)
 
 
 def met(name: str, results: Mapping[str, Any]) -> bool | None:

@@ -188,6 +188,11 @@ def _stop(channel: naming.BalancedChannel, victim: ChildServer, picks: Picks) ->
     return running
 
 
+def fresh_target(etcd: EtcdServer) -> str:
+    """A target on ``etcd`` under a key prefix no other scenario uses."""
+    return f"etcd://{etcd.endpoint}/bench?prefix=/bench-p5-{uuid.uuid4().hex}"
+
+
 def _scenario(
     etcd: EtcdServer,
     name: str,
@@ -203,7 +208,7 @@ def _scenario(
     was dying (picked between the signal and the reaping) that did not fail with "failed to
     connect" (those never left the client: the victim was gone when they looked for it).
     """
-    target = f"etcd://{etcd.endpoint}/bench?prefix=/bench-p5-{uuid.uuid4().hex}"
+    target = fresh_target(etcd)
     with child_servers(3, register=target) as servers:
         victim = servers[0]
         channel = naming.dial(target, balancer="round_robin", idempotent=idempotent)
