@@ -52,17 +52,19 @@ UNSENT = "failed to connect"  # grpc's details of a call that never left the cli
 
 
 class Picks:
-    """Watches the balancer's picks of one address: wraps ``balancer.get`` of that instance.
+    """Watches a channel's picks of one address: wraps the ``get`` the channel calls on every pick
+    (its private ``_get``: the channel keeps its own reference to ``balancer.get``, so wrapping the
+    balancer's attribute after ``dial()`` would see nothing).
 
     While ``armed``, each pick of ``addr`` is counted, and the picking thread remembers it until
     its next pick (``took_armed()``), so that a call can tell whether it was one of them.
     """
 
-    def __init__(self, balancer: Any, addr: str) -> None:
+    def __init__(self, channel: Any, addr: str) -> None:
         self.armed = False
         self._picked: list[None] = []  # list.append is atomic: no lock on the calls' path
         self._local = threading.local()
-        get = balancer.get
+        get = channel._get
 
         def watching_get(*args: Any, **kwargs: Any) -> Any:
             picked = get(*args, **kwargs)
@@ -72,7 +74,7 @@ class Picks:
                 self._picked.append(None)
             return picked
 
-        balancer.get = watching_get
+        channel._get = watching_get
 
     @property
     def count(self) -> int:
@@ -214,7 +216,7 @@ def _scenario(
         channel = naming.dial(target, balancer="round_robin", idempotent=idempotent)
         try:
             _wait_all_answer(channel, servers)
-            picks = Picks(channel.balancer, victim.address)
+            picks = Picks(channel, victim.address)
             load = Load(channel, wait_for_ready, before + after + CALL_TIMEOUT + 5.0, picks)
             load.start()
             try:

@@ -11,11 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench._report import END, START, TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(280)  # the quick run takes 60 to 100 s here; its own limit is 300 s
 def test_bench_quick_writes_every_name_and_the_docs_table(tmp_path: Path) -> None:
     docs = tmp_path / "benchmarks.md"
     shutil.copy(ROOT / "docs" / "benchmarks.md", docs)
