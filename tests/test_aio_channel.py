@@ -492,7 +492,13 @@ def test_close_with_grace_lets_calls_in_flight_finish() -> None:
 def test_sixteen_coroutines_lose_no_wait_for_ready_call_when_a_server_restarts() -> None:
     async def main() -> None:
         async with Harness(3) as harness:
-            resolver, target = harness.manual(harness.servers)
+            _, target = harness.manual()
+            registrations = [
+                await naming.aio.register_server(
+                    server.grpc_server, target, server.address, signals=()
+                )
+                for server in harness.servers
+            ]
             channel = await harness.ready(target)
             victim = harness.servers[1]
             stop = asyncio.Event()
@@ -509,29 +515,25 @@ def test_sixteen_coroutines_lose_no_wait_for_ready_call_when_a_server_restarts()
                         failures.append(error)
 
             callers = [asyncio.ensure_future(caller()) for _ in range(16)]
-            await wait_for_server(channel, "s1")
-            # As a server goes away cleanly: its record goes first; once the clients have let the
-            # calls they had sent it end (the channel closes a removed subchannel when drained),
-            # the server stops, comes back and registers again. (A grpc.aio server that stops
-            # cancels the calls it has received but not yet started, whatever its grace.)
-            resolver.update([Update.delete(victim.address)])
-
-            async def drained() -> bool:
-                subchannels = channel._subchannels
-                return (
-                    Address(victim.address) not in subchannels.current and not subchannels.retired
+            try:
+                await wait_for_server(channel, "s1")
+                # As a server goes away cleanly: its record goes, it drains, then stops; then it
+                # starts again on its port and registers again.
+                await registrations[1].stop(grace=1.0)
+                await victim.stop()  # the harness's bookkeeping: grpc's server has stopped
+                before = len(answers)
+                await wait_until(_more(answers, before + 200), "calls on the two others")
+                await victim.start()
+                registrations[1] = await naming.aio.register_server(
+                    victim.grpc_server, target, victim.address, signals=()
                 )
-
-            await wait_until(drained, "the channel to drop s1 and drain it")
-            await victim.stop(grace=1.0)
-            before = len(answers)
-            await wait_until(_more(answers, before + 200), "calls on the two others")
-            await victim.start()
-            resolver.update([Update.add(victim.address)])
-            restarted = len(answers)
-            await wait_until(_answered_by(answers, restarted, "s1"), "s1 to answer again")
-            stop.set()
-            await asyncio.wait_for(asyncio.gather(*callers), DEFAULT_TIMEOUT)
+                restarted = len(answers)
+                await wait_until(_answered_by(answers, restarted, "s1"), "s1 to answer again")
+            finally:
+                stop.set()
+                await asyncio.wait_for(asyncio.gather(*callers), DEFAULT_TIMEOUT)
+                for registration in registrations:
+                    await registration.stop(grace=0)
             assert failures == []
             assert {"s0", "s1", "s2"} <= set(answers)
 

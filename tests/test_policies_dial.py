@@ -15,10 +15,6 @@ from naming import Address, Update
 from naming.testing import DEFAULT_TIMEOUT, wait_until
 from naming.testing.servers import HOLD, EchoServer, Harness, call_port, wait_for_state
 
-from .test_channel_stubs import greeter, stubs_dir
-
-__all__ = ["greeter", "stubs_dir"]  # fixtures, imported for the stub test
-
 READY = grpc.ChannelConnectivity.READY
 POLICIES = ["random", "weighted_round_robin", "least_request", "p2c_ewma", "ring_hash"]
 SLOW = "/policies.Slow/Call"

@@ -60,8 +60,10 @@ class StreamCall(  # grpc is untyped
         self._credentials = credentials
         self._compression = compression
         self._deadline, self._wait, self._sent_wait = policy.start(timeout, wait_for_ready)
+        self._info = policy.pick_info(metadata)  # metadata that is not pairs raises here
         self._call: Any = None  # grpc's call, once started
         self._error: AioRpcError | None = None  # the failed pick, if it failed
+        self._failure: Exception | None = None  # what grpc raised when the attempt was started
         self._cancelled = False
         loop = asyncio.get_running_loop()
         self._started: asyncio.Future[None] = loop.create_future()
@@ -72,7 +74,7 @@ class StreamCall(  # grpc is untyped
         channel, policy = self._channel, self._policy
         try:
             picked = await channel.pick_async(
-                policy, policy.pick_info(self._metadata), self._wait, self._deadline, self._timeout
+                policy, self._info, self._wait, self._deadline, self._timeout
             )
         except AioRpcError as error:
             self._error = error
@@ -102,6 +104,9 @@ class StreamCall(  # grpc is untyped
         except CallError as error:
             self._error = error
             return
+        except Exception as exc:  # grpc refused the arguments: raised where the caller reads
+            self._failure = exc
+            return
         finally:
             if not self._started.done():
                 self._started.set_result(None)
@@ -129,6 +134,8 @@ class StreamCall(  # grpc is untyped
         if self._call is None:
             if self._cancelled:
                 raise asyncio.CancelledError()
+            if self._failure is not None:
+                raise self._failure
             assert self._error is not None
             raise self._error
         return self._call
