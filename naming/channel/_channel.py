@@ -16,19 +16,18 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 
-from balancers import Balancer, Notifications, Put
+from balancers import Balancer, Notifications
 from naming.core import Address, BalancerClosedError, Closeable, DeadlineExceededError, Resolver
 
+from ._base import ChannelBase
 from ._calls import StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from ._errors import CallError
-from ._picking import Picking, get_function
-from ._policy import idempotent_methods, within
+from ._policy import within
 from ._subchannel import BaseSubchannel
-from ._subchannels import Subchannels
 
 __all__ = ["BalancedChannel", "CallError"]
 
@@ -40,10 +39,8 @@ DRAIN_GRACE = 5.0  # seconds the calls of a removed address may still run before
 _JOIN_TIMEOUT = 5.0
 _ids = itertools.count(1)
 
-Get = Callable[..., tuple[Address, Put | None]]
 
-
-class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is untyped
+class BalancedChannel(ChannelBase, Closeable, grpc.Channel):  # type: ignore[misc]  # grpc is untyped
     """A ``grpc.Channel`` over a started balancer; built by :func:`naming.dial`.
 
     The channel owns ``balancer`` (and ``resolver``, if given) and closes them in ``close()``.
@@ -57,6 +54,13 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
     after ``close()``. Callbacks run in order on an internal or grpc thread and must not block.
     """
 
+    _kinds: ClassVar[dict[str, Callable[[Any, tuple[Any, ...]], Any]]] = {
+        "unary_unary": UnaryUnary,
+        "unary_stream": UnaryStream,
+        "stream_unary": StreamUnary,
+        "stream_stream": StreamStream,
+    }
+
     def __init__(
         self,
         target: str,
@@ -68,26 +72,12 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
         drain_grace: float = DRAIN_GRACE,
         idempotent: Iterable[str] = (),
     ) -> None:
-        self._idempotent_methods, self._idempotent_services = idempotent_methods(idempotent)
-        self.target = target
-        self._balancer = balancer
-        self._get = get_function(balancer)
-        self._resolver = resolver
-        self._closed = False
         self._closed_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._close_lock = threading.Lock()
-        self._subchannels = Subchannels(
-            balancer,
-            credentials=credentials,
-            options=options,
-            drain_grace=drain_grace,
-            name=target,
-            on_failure=getattr(resolver, "resolve_now", None),
+        notifications = self._share(
+            target, balancer, resolver, idempotent, credentials, options, drain_grace
         )
-        notifications = balancer.notify()
-        if notifications is None:  # no resolver: connect to the target itself (legacy)
-            self._subchannels.update([Address(target)])
         self._thread = threading.Thread(
             target=self._follow,
             args=(notifications,),
@@ -95,18 +85,6 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
             daemon=True,
         )
         self._thread.start()
-
-    @property
-    def balancer(self) -> Balancer:
-        return self._balancer
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def subchannels(self) -> dict[Address, BaseSubchannel]:
-        """The current subchannels by address (a copy; for tests and diagnostics)."""
-        return self._subchannels.snapshot()
 
     def wait_for_subchannels(
         self,
@@ -122,13 +100,6 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
         """
         return self._subchannels.wait_until(predicate, timeout)
 
-    def is_idempotent(self, method: str) -> bool:
-        """True if calls to ``method`` (``/service/method``) were declared safe to run again."""
-        if method in self._idempotent_methods:
-            return True
-        service, _, _ = method[1:].rpartition("/")
-        return service in self._idempotent_services
-
     def connectivity(self) -> Any:
         """The aggregate ``grpc.ChannelConnectivity`` now."""
         return self._subchannels.connectivity.state
@@ -142,14 +113,9 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> UnaryUnary:
-        spec = (
-            "unary_unary",
-            method,
-            request_serializer,
-            response_deserializer,
-            _registered_method,
+        return self._multicallable(  # type: ignore[no-any-return]
+            "unary_unary", method, request_serializer, response_deserializer, _registered_method
         )
-        return UnaryUnary(self, spec)
 
     def unary_stream(
         self,
@@ -158,14 +124,9 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> UnaryStream:
-        spec = (
-            "unary_stream",
-            method,
-            request_serializer,
-            response_deserializer,
-            _registered_method,
+        return self._multicallable(  # type: ignore[no-any-return]
+            "unary_stream", method, request_serializer, response_deserializer, _registered_method
         )
-        return UnaryStream(self, spec)
 
     def stream_unary(
         self,
@@ -174,14 +135,9 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> StreamUnary:
-        spec = (
-            "stream_unary",
-            method,
-            request_serializer,
-            response_deserializer,
-            _registered_method,
+        return self._multicallable(  # type: ignore[no-any-return]
+            "stream_unary", method, request_serializer, response_deserializer, _registered_method
         )
-        return StreamUnary(self, spec)
 
     def stream_stream(
         self,
@@ -190,14 +146,9 @@ class BalancedChannel(Picking, Closeable, grpc.Channel):  # type: ignore[misc]  
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> StreamStream:
-        spec = (
-            "stream_stream",
-            method,
-            request_serializer,
-            response_deserializer,
-            _registered_method,
+        return self._multicallable(  # type: ignore[no-any-return]
+            "stream_stream", method, request_serializer, response_deserializer, _registered_method
         )
-        return StreamStream(self, spec)
 
     def subscribe(self, callback: Callable[[Any], None], try_to_connect: bool = False) -> None:
         """Call ``callback(state)`` now and on every change of the aggregate connectivity.

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from naming.core import Target, as_target, build_resolver
+from naming.core import Resolver, Target, as_target, build_resolver
 
 if TYPE_CHECKING:
+    from balancers import Balancer
+
     from ._channel import BalancedChannel
 
-__all__ = ["dial"]
+__all__ = ["channel_arguments", "checked_idempotent", "dial", "started_balancer"]
 
 
 def dial(
@@ -47,15 +49,45 @@ def dial(
     balancer, TypeError for options the balancer does not take, ValueError for a bad
     ``idempotent`` entry; then whatever the resolver raises when it starts.
     """
-    from balancers import BalancerConfig, create
-
     from ._channel import BalancedChannel
-    from ._policy import idempotent_methods
 
     options = channel_arguments(credentials, options)
-    if not isinstance(idempotent, str | bytes):  # a str is refused below, not read as characters
-        idempotent = tuple(idempotent)
-    idempotent_methods(idempotent)  # bad entries fail here, before anything is started
+    idempotent = checked_idempotent(idempotent)
+    parsed, resolver, chosen = started_balancer(
+        target, balancer, credentials, options, balancer_options
+    )
+    return BalancedChannel(
+        str(parsed),
+        chosen,
+        resolver=resolver,
+        credentials=credentials,
+        options=options,
+        idempotent=idempotent,
+    )
+
+
+def checked_idempotent(idempotent: Iterable[str]) -> tuple[str, ...]:
+    """``idempotent`` as a tuple once every entry is known to be good: ValueError or TypeError
+    naming the first bad one, before anything is started (a str is refused, not read as its
+    characters)."""
+    from ._policy import idempotent_methods
+
+    entries = idempotent if isinstance(idempotent, str | bytes) else tuple(idempotent)
+    idempotent_methods(entries)  # raises for a str, or a bad entry
+    return tuple(entries)
+
+
+def started_balancer(
+    target: Target | str,
+    balancer: str,
+    credentials: Any,
+    options: tuple[tuple[str, Any], ...],
+    balancer_options: dict[str, Any],
+) -> tuple[Target, Resolver, Balancer]:
+    """(the parsed target, its resolver, the balancer started on it): what every dial() starts;
+    if anything fails, what was started is closed again."""
+    from balancers import BalancerConfig, create
+
     parsed = as_target(target)
     resolver = build_resolver(parsed)
     try:
@@ -68,14 +100,7 @@ def dial(
     except BaseException:
         resolver.close()
         raise
-    return BalancedChannel(
-        str(parsed),
-        chosen,
-        resolver=resolver,
-        credentials=credentials,
-        options=options,
-        idempotent=idempotent,
-    )
+    return parsed, resolver, chosen
 
 
 def channel_arguments(credentials: Any, options: Any) -> tuple[tuple[str, Any], ...]:

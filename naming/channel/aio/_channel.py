@@ -1,7 +1,7 @@
 """BalancedChannel for asyncio: a ``grpc.aio.Channel`` that asks a balancer for an address on every call.
 
 The sync channel's design (:mod:`naming.channel._channel`) on an event loop. The balancer, the call
-policy, the pick (:class:`naming.channel._picking.Picking`) and the set of subchannels
+policy, the pick (:class:`naming.channel._base.ChannelBase`) and the set of subchannels
 (:class:`naming.channel._subchannels.Subchannels`) are the sync channel's own; what is async:
 
 * each address has a ``grpc.aio`` channel whose connectivity a task follows
@@ -24,18 +24,17 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 
 from balancers import Balancer, Notifications, PickInfo, Put
 from naming.core import Address, BalancerClosedError, DeadlineExceededError, Resolver
 
+from .._base import ChannelBase
 from .._errors import CallError as SyncCallError
-from .._picking import Picking, get_function
-from .._policy import CallPolicy, idempotent_methods, remaining, resync_wait, within
+from .._policy import CallPolicy, remaining, resync_wait, within
 from .._subchannel import BaseSubchannel
-from .._subchannels import Subchannels
 from ._calls import CLOSED, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from ._errors import aio_error, closed, settle
 from ._subchannel import AioSubchannel
@@ -52,7 +51,7 @@ _JOIN_TIMEOUT = 5.0
 _ids = itertools.count(1)
 
 
-class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc is untyped
+class BalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]  # grpc is untyped
     """A ``grpc.aio.Channel`` over a started balancer; built by :func:`naming.aio.dial`.
 
     Made and used on one event loop (the one running when it is made). The channel owns
@@ -60,6 +59,13 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
     client interceptors) run on every attempt of a call; ``credentials``, ``options`` and
     ``idempotent`` are the sync channel's. Connectivity follows the sync channel's rule.
     """
+
+    _kinds: ClassVar[dict[str, Callable[[Any, tuple[Any, ...]], Any]]] = {
+        "unary_unary": UnaryUnary,
+        "unary_stream": UnaryStream,
+        "stream_unary": StreamUnary,
+        "stream_stream": StreamStream,
+    }
 
     def __init__(
         self,
@@ -73,34 +79,20 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
         drain_grace: float = DRAIN_GRACE,
         idempotent: Iterable[str] = (),
     ) -> None:
-        self._idempotent_methods, self._idempotent_services = idempotent_methods(idempotent)
         self._loop = asyncio.get_running_loop()
-        self.target = target
-        self._balancer = balancer
-        self._get = get_function(balancer)
-        self._resolver = resolver
-        self._closed = False
         self._closing: asyncio.Future[None] | None = None
         self._waiters: set[asyncio.Future[None]] = set()  # picks waiting for an address
         self._watchers: set[asyncio.Future[None]] = set()  # wait_for_state_change()
         self._sleepers: set[asyncio.Future[None]] = set()  # pauses between attempts
         self._closers: set[asyncio.Task[None]] = set()  # grpc channels being closed
         self._tick_due = asyncio.Event()
-        self._subchannels = Subchannels(
-            balancer,
-            credentials=credentials,
-            options=options,
-            drain_grace=drain_grace,
-            name=target,
-            on_failure=getattr(resolver, "resolve_now", None),
-            factory=functools.partial(
-                AioSubchannel, interceptors=interceptors, closer=self._close_later, on_up=self._wake
-            ),
+        factory = functools.partial(
+            AioSubchannel, interceptors=interceptors, closer=self._close_later, on_up=self._wake
+        )
+        notifications = self._share(
+            target, balancer, resolver, idempotent, credentials, options, drain_grace, factory
         )
         self._subchannels.connectivity.subscribe(self._state_changed)
-        notifications = balancer.notify()
-        if notifications is None:  # no resolver: connect to the target itself (legacy)
-            self._subchannels.update([Address(target)])
         self._ticker = self._loop.create_task(self._tick(), name=f"naming-aio-tick-{target}")
         self._followed = self._loop.create_future()
         self._thread = threading.Thread(
@@ -110,18 +102,6 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
             daemon=True,
         )
         self._thread.start()
-
-    @property
-    def balancer(self) -> Balancer:
-        return self._balancer
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def subchannels(self) -> dict[Address, BaseSubchannel]:
-        """The current subchannels by address (a copy; for tests and diagnostics)."""
-        return self._subchannels.snapshot()
 
     async def wait_for_subchannels(
         self,
@@ -138,13 +118,6 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
             await self._wait(self._watchers, left)
         return True
 
-    def is_idempotent(self, method: str) -> bool:
-        """True if calls to ``method`` (``/service/method``) were declared safe to run again."""
-        if method in self._idempotent_methods:
-            return True
-        service, _, _ = method[1:].rpartition("/")
-        return service in self._idempotent_services
-
     # -- grpc.aio.Channel ---------------------------------------------------------------------
 
     def unary_unary(
@@ -154,8 +127,9 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> UnaryUnary:
-        spec = ("unary_unary", method, request_serializer, response_deserializer)
-        return UnaryUnary(self, (*spec, _registered_method))
+        return self._multicallable(  # type: ignore[no-any-return]
+            "unary_unary", method, request_serializer, response_deserializer, _registered_method
+        )
 
     def unary_stream(
         self,
@@ -164,8 +138,9 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> UnaryStream:
-        spec = ("unary_stream", method, request_serializer, response_deserializer)
-        return UnaryStream(self, (*spec, _registered_method))
+        return self._multicallable(  # type: ignore[no-any-return]
+            "unary_stream", method, request_serializer, response_deserializer, _registered_method
+        )
 
     def stream_unary(
         self,
@@ -174,8 +149,9 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> StreamUnary:
-        spec = ("stream_unary", method, request_serializer, response_deserializer)
-        return StreamUnary(self, (*spec, _registered_method))
+        return self._multicallable(  # type: ignore[no-any-return]
+            "stream_unary", method, request_serializer, response_deserializer, _registered_method
+        )
 
     def stream_stream(
         self,
@@ -184,8 +160,9 @@ class BalancedChannel(Picking, grpc.aio.Channel):  # type: ignore[misc]  # grpc 
         response_deserializer: Any = None,
         _registered_method: Any = False,
     ) -> StreamStream:
-        spec = ("stream_stream", method, request_serializer, response_deserializer)
-        return StreamStream(self, (*spec, _registered_method))
+        return self._multicallable(  # type: ignore[no-any-return]
+            "stream_stream", method, request_serializer, response_deserializer, _registered_method
+        )
 
     def get_state(self, try_to_connect: bool = False) -> Any:
         """The aggregate ``grpc.ChannelConnectivity`` now; ``try_to_connect`` asks the idle

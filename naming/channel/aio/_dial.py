@@ -6,10 +6,9 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from naming.core import Target, as_target, build_resolver
+from naming.core import Target
 
-from .._dial import channel_arguments
-from .._policy import idempotent_methods
+from .._dial import channel_arguments, checked_idempotent, started_balancer
 from ._channel import BalancedChannel
 
 __all__ = ["dial"]
@@ -37,8 +36,6 @@ def dial(
     Raises RuntimeError when no event loop is running, TypeError naming a bad ``interceptors``,
     and everything :func:`naming.dial` raises, before anything starts.
     """
-    from balancers import BalancerConfig, create
-
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -47,21 +44,10 @@ def dial(
         ) from None
     options = channel_arguments(credentials, options)
     chosen_interceptors = _interceptors(interceptors)
-    if not isinstance(idempotent, str | bytes):  # a str is refused below, not read as characters
-        idempotent = tuple(idempotent)
-    idempotent_methods(idempotent)
-    parsed = as_target(target)
-    resolver = build_resolver(parsed)
-    try:
-        chosen = create(balancer, resolver=resolver, **balancer_options)
-        try:
-            chosen.start(str(parsed), BalancerConfig(credentials=credentials, options=options))
-        except BaseException:
-            chosen.close()
-            raise
-    except BaseException:
-        resolver.close()
-        raise
+    idempotent = checked_idempotent(idempotent)
+    parsed, resolver, chosen = started_balancer(
+        target, balancer, credentials, options, balancer_options
+    )
     return BalancedChannel(
         str(parsed),
         chosen,

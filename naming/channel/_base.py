@@ -1,8 +1,10 @@
-"""Picking: how a call of a balanced channel asks the balancer for an address and gets a subchannel.
+"""ChannelBase: what the sync and the asyncio balanced channels share.
 
-Shared by the sync channel (:class:`naming.channel._channel.BalancedChannel`) and the asyncio one
-(:class:`naming.channel.aio._channel.BalancedChannel`): the sync calls pick blocking where they
-must wait, the asyncio ones pick with ``block=False`` and await the channel's wake-up instead.
+The sync channel (:class:`naming.channel._channel.BalancedChannel`) and the asyncio one
+(:class:`naming.channel.aio._channel.BalancedChannel`) keep the same state over a balancer (its
+``get``, the set of subchannels, the idempotent methods) and make a call's pick the same way: the
+sync calls pick blocking where they must wait, the asyncio ones pick with ``block=False`` and await
+the channel's wake-up instead.
 """
 
 from __future__ import annotations
@@ -10,19 +12,19 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
-from balancers import Balancer, PickInfo, Put
-from naming.core import Address
+from balancers import Balancer, Notifications, PickInfo, Put
+from naming.core import Address, Resolver
 
 from ._attempt import abandon
 from ._errors import closed_error
-from ._policy import PICK_ERRORS, CallPolicy, resync_wait
-from ._subchannel import BaseSubchannel
+from ._policy import PICK_ERRORS, CallPolicy, idempotent_methods, resync_wait
+from ._subchannel import BaseSubchannel, Subchannel
 from ._subchannels import Subchannels
 
-__all__ = ["Picking", "get_function"]
+__all__ = ["ChannelBase", "get_function"]
 
 log = logging.getLogger("naming.channel._channel")  # one logger for what a channel says of picks
 
@@ -47,19 +49,70 @@ def get_function(balancer: Balancer) -> Get:
     return get
 
 
-class Picking:
-    """The pick of a balanced channel, for the channel classes to inherit.
+class ChannelBase:
+    """The state and the pick of a balanced channel, for the channel classes to inherit; they call
+    :meth:`_share` first in their constructor and set ``_kinds``, their multicallable classes."""
 
-    They set ``target``, ``_balancer``, ``_get`` (:func:`get_function` of it), ``_subchannels``
-    (:class:`naming.channel._subchannels.Subchannels`) and ``_closed``.
-    """
-
-    target: str
-    _balancer: Balancer
-    _get: Get
-    _subchannels: Subchannels
-    _closed: bool
+    _kinds: ClassVar[dict[str, Callable[[Any, tuple[Any, ...]], Any]]]
     _logged_balancer_failure = False
+
+    def _share(
+        self,
+        target: str,
+        balancer: Balancer,
+        resolver: Resolver | None,
+        idempotent: Iterable[str],
+        credentials: Any,
+        options: Sequence[tuple[str, Any]],
+        drain_grace: float,
+        factory: Callable[..., BaseSubchannel] = Subchannel,
+    ) -> Notifications | None:
+        """Take ``balancer`` (and ``resolver``), make the set of subchannels; the balancer's
+        notifications (None: no resolver, and the target itself is the one address)."""
+        self._idempotent_methods, self._idempotent_services = idempotent_methods(idempotent)
+        self.target = target
+        self._balancer = balancer
+        self._get = get_function(balancer)
+        self._resolver = resolver
+        self._closed = False
+        self._subchannels = Subchannels(
+            balancer,
+            credentials=credentials,
+            options=options,
+            drain_grace=drain_grace,
+            name=target,
+            on_failure=getattr(resolver, "resolve_now", None),
+            factory=factory,
+        )
+        notifications = balancer.notify()
+        if notifications is None:  # no resolver: connect to the target itself (legacy)
+            self._subchannels.update([Address(target)])
+        return notifications
+
+    @property
+    def balancer(self) -> Balancer:
+        return self._balancer
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def subchannels(self) -> dict[Address, BaseSubchannel]:
+        """The current subchannels by address (a copy; for tests and diagnostics)."""
+        return self._subchannels.snapshot()
+
+    def is_idempotent(self, method: str) -> bool:
+        """True if calls to ``method`` (``/service/method``) were declared safe to run again."""
+        if method in self._idempotent_methods:
+            return True
+        service, _, _ = method[1:].rpartition("/")
+        return service in self._idempotent_services
+
+    def _multicallable(
+        self, kind: str, method: str, serializer: Any, deserializer: Any, registered: Any
+    ) -> Any:
+        """The channel's multicallable of ``kind`` ("unary_unary", ...) for ``method``."""
+        return self._kinds[kind](self, (kind, method, serializer, deserializer, registered))
 
     def pick(
         self,
