@@ -50,7 +50,8 @@ def get_function(balancer: Balancer) -> Get:
 
 
 class ChannelBase:
-    """The state and the pick of a balanced channel, for the channel classes to inherit; they call
+    """The state, the multicallables and the pick of a balanced channel, for the channel classes
+    to inherit (first among their bases, so that its methods are grpc's abstract ones); they call
     :meth:`_share` first in their constructor and set ``_kinds``, their multicallable classes."""
 
     _kinds: ClassVar[dict[str, Callable[[Any, tuple[Any, ...]], Any]]]
@@ -108,11 +109,47 @@ class ChannelBase:
         service, _, _ = method[1:].rpartition("/")
         return service in self._idempotent_services
 
-    def _multicallable(
-        self, kind: str, method: str, serializer: Any, deserializer: Any, registered: Any
+    # -- the multicallables of grpc.Channel and grpc.aio.Channel, as ``_kinds`` says -----------
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
     ) -> Any:
-        """The channel's multicallable of ``kind`` ("unary_unary", ...) for ``method``."""
-        return self._kinds[kind](self, (kind, method, serializer, deserializer, registered))
+        spec = ("unary_unary", method, request_serializer, response_deserializer)
+        return self._kinds["unary_unary"](self, (*spec, _registered_method))
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        spec = ("unary_stream", method, request_serializer, response_deserializer)
+        return self._kinds["unary_stream"](self, (*spec, _registered_method))
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        spec = ("stream_unary", method, request_serializer, response_deserializer)
+        return self._kinds["stream_unary"](self, (*spec, _registered_method))
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        spec = ("stream_stream", method, request_serializer, response_deserializer)
+        return self._kinds["stream_stream"](self, (*spec, _registered_method))
 
     def pick(
         self,

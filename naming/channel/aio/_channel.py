@@ -120,50 +120,6 @@ class BalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]  # g
 
     # -- grpc.aio.Channel ---------------------------------------------------------------------
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> UnaryUnary:
-        return self._multicallable(  # type: ignore[no-any-return]
-            "unary_unary", method, request_serializer, response_deserializer, _registered_method
-        )
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> UnaryStream:
-        return self._multicallable(  # type: ignore[no-any-return]
-            "unary_stream", method, request_serializer, response_deserializer, _registered_method
-        )
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> StreamUnary:
-        return self._multicallable(  # type: ignore[no-any-return]
-            "stream_unary", method, request_serializer, response_deserializer, _registered_method
-        )
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> StreamStream:
-        return self._multicallable(  # type: ignore[no-any-return]
-            "stream_stream", method, request_serializer, response_deserializer, _registered_method
-        )
-
     def get_state(self, try_to_connect: bool = False) -> Any:
         """The aggregate ``grpc.ChannelConnectivity`` now; ``try_to_connect`` asks the idle
         subchannels to connect (they do anyway, at once)."""
