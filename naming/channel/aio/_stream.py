@@ -10,7 +10,6 @@ makes the stream fail with that status, as grpc's own streams do on their first 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from grpc.aio import AioRpcError, Metadata
 from .._attempt import report
 from .._policy import CallPolicy, remaining
 from ._errors import CallError
-from ._unary import CANCELLED_DETAILS, begin
+from ._unary import CANCELLED_DETAILS, refused
 
 if TYPE_CHECKING:
     from ._channel import BalancedChannel
@@ -88,19 +87,18 @@ class StreamCall(  # grpc is untyped
         subchannel, put = picked
         multicallable = subchannel.multicallable(self._spec)
         try:
-            self._call = begin(
-                subchannel,
-                put,
-                functools.partial(
-                    multicallable,
+            try:
+                self._call = multicallable(
                     self._requests,
                     timeout=remaining(self._deadline),
                     metadata=self._metadata,
                     credentials=self._credentials,
                     wait_for_ready=self._sent_wait,
                     compression=self._compression,
-                ),
-            )
+                )
+            except BaseException as exc:
+                refused(subchannel, put, exc)
+                raise
         except CallError as error:
             self._error = error
             return

@@ -15,7 +15,6 @@ response, with ``code()``, ``details()``, the metadata, ``cancel()`` and done ca
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -31,24 +30,20 @@ from ._errors import CallError, aio_error, closed, settle
 if TYPE_CHECKING:
     from ._channel import BalancedChannel
 
-__all__ = ["CANCELLED_DETAILS", "UnaryCall", "begin"]
+__all__ = ["CANCELLED_DETAILS", "UnaryCall", "refused"]
 
 Code = grpc.StatusCode
 CANCELLED_DETAILS = "Locally cancelled by application!"  # grpc.aio's words
 _AWAITED = object()  # the driver when the coroutine awaiting the call drives its attempt
 
 
-def begin(subchannel: Any, put: Any, start: Callable[[], Any]) -> Any:
-    """``start()``, grpc's call on ``subchannel``; if grpc refuses it, ``put`` is abandoned and
-    the subchannel released: a closed subchannel gives the closed channel's CallError."""
-    try:
-        return start()
-    except BaseException as exc:
-        subchannel.release()
-        abandon(put)
-        if subchannel.closed and isinstance(exc, grpc.aio.UsageError | ValueError):
-            raise closed() from None
-        raise
+def refused(subchannel: Any, put: Any, error: BaseException) -> None:
+    """grpc refused to start an attempt on ``subchannel`` (it raised ``error``): count it out and
+    abandon ``put``; a closed subchannel raises the closed channel's CallError instead."""
+    subchannel.release()
+    abandon(put)
+    if subchannel.closed and isinstance(error, grpc.aio.UsageError | ValueError):
+        raise closed() from None
 
 
 class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyped
@@ -56,28 +51,18 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyp
     (:class:`naming.aio.CallError` when it never reached a server); a cancelled call raises
     ``asyncio.CancelledError``, as ``grpc.aio``'s do."""
 
-    __slots__ = (
-        "_args",
-        "_attempt",
-        "_attempts",
-        "_callbacks",
-        "_cancelled",
-        "_channel",
-        "_deadline",
-        "_done",
-        "_driver",
-        "_error",
-        "_finished",
-        "_info",
-        "_policy",
-        "_response",
-        "_running",
-        "_sent_wait",
-        "_spec",
-        "_started",
-        "_timeout",
-        "_wait",
-    )
+    # What most calls never change, as class defaults rather than set on every call.
+    _attempt: Any = None  # grpc's call of the last attempt
+    _running: tuple[Any, Any, float] | None = None  # (subchannel, put, start) of it
+    _attempts = 0
+    _driver: Any = None  # None, _AWAITED, or the task that drives the call
+    _done = False
+    _response: Any = None
+    _error: AioRpcError | None = None
+    _cancelled = False
+    _finished: asyncio.Future[None] | None = None  # made when someone waits for the end
+    _started: asyncio.Future[None] | None = None  # made by wait_for_connection()
+    _callbacks: list[Callable[[Any], None]] | None = None
 
     def __init__(
         self,
@@ -96,21 +81,13 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyp
         self._spec = spec
         self._args = (request, metadata, credentials, compression)
         self._timeout = timeout
-        self._deadline, self._wait, self._sent_wait = policy.start(timeout, wait_for_ready)
-        self._info = policy.pick_info(metadata)
-        self._attempt: Any = None  # grpc's call of the last attempt
-        self._running: tuple[Any, Any, float] | None = None  # (subchannel, put, start) of it
-        self._attempts = 0
-        self._driver: Any = None  # None, _AWAITED, or the task that drives the call
-        self._done = False
-        self._response: Any = None
-        self._error: AioRpcError | None = None
-        self._cancelled = False
-        self._finished: asyncio.Future[None] | None = None  # made when someone waits for the end
-        self._started: asyncio.Future[None] | None = None  # made by wait_for_connection()
-        self._callbacks: list[Callable[[Any], None]] | None = None
+        # policy.start() and policy.pick_info(), inline: every call comes here.
+        deadline = self._deadline = None if timeout is None else time.monotonic() + timeout
+        wait = self._wait = bool(wait_for_ready)
+        self._sent_wait = policy.sent_when_waiting if wait else wait_for_ready
+        info = self._info = policy.info if metadata is None else policy.pick_info(metadata)
         try:
-            picked = channel.pick(policy, self._info, self._wait, self._deadline, False, timeout)
+            picked = channel.pick(policy, info, wait, deadline, False, timeout)
         except SyncCallError as failed:
             self._finish(error=aio_error(failed))
             return
@@ -127,21 +104,22 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]  # grpc is untyp
     def _start(self, subchannel: Any, put: Any) -> Any:
         """Start an attempt on ``subchannel``: grpc's call."""
         request, metadata, credentials, compression = self._args
-        call = begin(
-            subchannel,
-            put,
-            functools.partial(
-                subchannel.multicallable(self._spec),
+        deadline = self._deadline
+        try:
+            call = subchannel.multicallable(self._spec)(
                 request,
-                timeout=remaining(self._deadline),
+                timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0),
                 metadata=metadata,
                 credentials=credentials,
                 wait_for_ready=self._sent_wait,
                 compression=compression,
-            ),
-        )
+            )
+        except BaseException as exc:
+            refused(subchannel, put, exc)
+            raise
         self._attempt = call
-        self._running = (subchannel, put, time.perf_counter())
+        # the latency is only for put
+        self._running = (subchannel, put, 0.0 if put is None else time.perf_counter())
         if self._started is not None:
             settle(self._started)
         return call
