@@ -99,9 +99,8 @@ def test_calls_of_every_kind_rotate_and_stream() -> None:
     async def main() -> None:
         async with Harness(3) as harness:
             channel = await harness.ready(static(*harness.servers))
-            await wait_until(
-                lambda: _all_ready(channel, 3), "three ready subchannels", DEFAULT_TIMEOUT
-            )
+            # woken by each subchannel that becomes READY, not only by the channel's own state
+            assert await channel.wait_for_subchannels(_ready(3), DEFAULT_TIMEOUT)
             names = [await call_port(channel) for _ in range(6)]
             assert names == ["s0", "s1", "s2"] * 2
 
@@ -133,6 +132,13 @@ def test_calls_of_every_kind_rotate_and_stream() -> None:
             assert await chat.code() is Code.OK
 
     run(main())
+
+
+def _ready(count: int) -> Any:
+    def ready(subchannels: Any) -> bool:
+        return len(subchannels) == count and all(s.state is READY for s in subchannels.values())
+
+    return ready
 
 
 async def _all_ready(channel: Any, count: int) -> bool:
@@ -621,5 +627,20 @@ def test_channel_ready_and_state_changes() -> None:
             await asyncio.wait_for(changed, DEFAULT_TIMEOUT)
             with pytest.raises(grpc.aio.UsageError):
                 await channel.channel_ready()
+
+    run(main())
+
+
+def test_wait_for_subchannels_is_woken_by_each_subchannel() -> None:
+    async def main() -> None:
+        async with Harness(2) as harness:
+            s0, s1 = harness.servers
+            await s1.stop()
+            channel = await harness.ready(static(s0, s1))  # READY with s0 alone
+            await s1.start()  # the channel's state stays READY while s1's subchannel becomes so
+            # no timeout of its own: only the subchannel's change can end the wait
+            assert await asyncio.wait_for(
+                channel.wait_for_subchannels(_ready(2), None), DEFAULT_TIMEOUT
+            )
 
     run(main())

@@ -87,14 +87,17 @@ class BalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]  # g
         self._closers: set[asyncio.Task[None]] = set()  # grpc channels being closed
         self._tick_due = asyncio.Event()
         factory = functools.partial(
-            AioSubchannel, interceptors=interceptors, closer=self._close_later, on_up=self._wake
+            AioSubchannel,
+            interceptors=interceptors,
+            closer=self._close_later,
+            on_up=self._wake,
+            on_state=self._wake_watchers,
         )
         notifications = self._share(
             target, balancer, resolver, idempotent, credentials, options, drain_grace, factory
         )
         self._subchannels.connectivity.subscribe(self._state_changed)
         self._ticker = self._loop.create_task(self._tick(), name=f"naming-aio-tick-{target}")
-        self._followed = self._loop.create_future()
         self._thread = threading.Thread(
             target=self._follow,
             args=(notifications,),
@@ -186,21 +189,18 @@ class BalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]  # g
         """(thread) Hand the balancer's address lists (its changes when offered) to the loop,
         until the channel or the balancer closes."""
         changes = getattr(notifications, "changes", None)
-        try:
-            while not self._closed and notifications is not None:
-                try:
-                    news = changes(None) if changes is not None else notifications.get(None)
-                except DeadlineExceededError:
-                    continue
-                except BalancerClosedError:
-                    return
-                except Exception:
-                    log.exception("channel: reading the address lists of %s failed", self.target)
-                    return
-                if not self._call_soon(self._apply, news):
-                    return
-        finally:
-            self._call_soon(self._followed_done)
+        while not self._closed and notifications is not None:
+            try:
+                news = changes(None) if changes is not None else notifications.get(None)
+            except DeadlineExceededError:
+                continue
+            except BalancerClosedError:
+                return
+            except Exception:
+                log.exception("channel: reading the address lists of %s failed", self.target)
+                return
+            if not self._call_soon(self._apply, news):
+                return
 
     def _call_soon(self, function: Callable[..., None], *args: Any) -> bool:
         """``function(*args)`` on the loop, from the thread; False once the loop is closed."""
@@ -209,10 +209,6 @@ class BalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]  # g
         except RuntimeError:  # the loop is closed: nobody is left to apply it
             return False
         return True
-
-    def _followed_done(self) -> None:
-        if not self._followed.done():
-            self._followed.set_result(None)
 
     def _apply(self, news: Any) -> None:
         """(loop) Apply one address list or change from the balancer."""

@@ -32,7 +32,8 @@ log = logging.getLogger("naming.channel.aio")
 
 class AioSubchannel(BaseSubchannel):
     """One ``grpc.aio`` channel to ``address`` (with ``interceptors``), reporting to ``balancer``;
-    ``on_up()`` follows every ``balancer.up()`` (it wakes the calls waiting for an address)."""
+    ``on_up()`` follows every ``balancer.up()`` (it wakes the calls waiting for an address), and
+    ``on_state()`` every change of :attr:`state` (it wakes ``wait_for_subchannels``)."""
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class AioSubchannel(BaseSubchannel):
         interceptors: Sequence[Any] | None = None,
         closer: Callable[[Awaitable[None]], None],
         on_up: Callable[[], None] = lambda: None,
+        on_state: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(address, balancer, on_change)
         chosen = list(interceptors) if interceptors else None
@@ -59,6 +61,7 @@ class AioSubchannel(BaseSubchannel):
             )
         self._closer = closer
         self._on_up = on_up
+        self._on_state_seen = on_state
         self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
             self._follow(), name=f"naming-aio-subchannel-{address.addr}"
         )
@@ -70,6 +73,7 @@ class AioSubchannel(BaseSubchannel):
         while not self._detached:
             if state is not self.state:
                 self._on_state(state)
+                self._on_state_seen()
             await channel.wait_for_state_change(state)
             state = channel.get_state(try_to_connect=True)
 
