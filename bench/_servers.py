@@ -71,6 +71,16 @@ class ChildServer:
                 self.kill()
         self._reap()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets open and answers nothing until ``resume()``."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause()``."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
