@@ -24,18 +24,10 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from naming.core import (
-    Address,
-    BackendUnavailableError,
-    Backoff,
-    NamingError,
-    Registration,
-    keepalive,
-)
+from naming.core import Address, BackendUnavailableError, Backoff, KeptRegistration, NamingError
 
 from ._consul_client import ConsulConnection
 
@@ -78,7 +70,7 @@ def service_payload(
     return host, int(port), all_tags, meta, weights
 
 
-class ConsulRegistration(Registration):
+class ConsulRegistration(KeptRegistration):
     """See the module docstring. Thread-safe; ``close()`` is idempotent."""
 
     def __init__(
@@ -122,44 +114,22 @@ class ConsulRegistration(Registration):
             "check": definition,
             "token": settings.token,
         }
-        self._backoff = backoff or Backoff(maximum=max(ttl / 3, 0.1))
-        self._lock = threading.Lock()
-        self._paused = False
-        self._closed = False
         self._registered = False
         self.registrations = 0  # how many times the service was registered (tests read it)
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        try:
-            self._keep()
-        except BackendUnavailableError as exc:
-            log.warning("%s; %s will be registered once the agent answers", exc, self.service_id)
-        except NamingError:
-            connection.close()
-            raise
-        self._thread = threading.Thread(
-            target=self._run, name=f"naming-consul-ttl-{self.service_id}", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+        self._setup("consul", self.service_id, backoff or Backoff(maximum=max(ttl / 3, 0.1)), log)
+        self._start(f"naming-consul-ttl-{self.service_id}", "the agent")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "paused" if self._paused else self.kind
         return f"<ConsulRegistration {self.service_id} at {self._conn.settings.endpoint} ({state})>"
 
-    def pause(self) -> None:
-        with self._lock:
-            self._check_open()
-            if self._paused:
-                return
-            self._paused = True
+    # -- what KeptRegistration asks of a backend ------------------------------------------------
+
+    def _withdraw(self, why: str, taken: Any) -> None:
         try:
-            if self.kind == "grpc":
+            if why == "close" or self.kind == "grpc":
                 self._deregister(self.close_timeout)
-            else:
+            else:  # paused: the check fails, the service stays registered
                 self._conn.call_within(
                     self.close_timeout,
                     "check fail",
@@ -168,54 +138,21 @@ class ConsulRegistration(Registration):
                     ),
                 )
         except NamingError as exc:
-            log.warning(
-                "%s; on pause, %s goes critical when its TTL runs out", exc, self.service_id
-            )
+            if why == "close":
+                log.warning(
+                    "%s; on close, %s stays until its TTL runs out and it goes critical",
+                    exc,
+                    self.service_id,
+                )
+            else:
+                log.warning(
+                    "%s; on pause, %s goes critical when its TTL runs out", exc, self.service_id
+                )
 
-    def resume(self) -> None:
-        with self._lock:
-            self._check_open()
-            self._paused = False
-        self._wake.set()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._stopping.set()
-            self._wake.set()
-        try:
-            self._deregister(self.close_timeout)
-        except NamingError as exc:
-            log.warning(
-                "%s; on close, %s stays until its TTL runs out and it goes critical",
-                exc,
-                self.service_id,
-            )
+    def _release(self) -> None:
         self._conn.close()  # ends a request the TTL thread may be waiting in
-        if self._thread is not threading.current_thread():
-            self._thread.join(self.close_timeout)
 
-    # -- the TTL loop ----------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        keepalive(
-            self._keep,
-            component="consul",
-            label=self.service_id,
-            interval=self.ttl / 3,
-            wake=self._wake,
-            stopping=self._stopping,
-            backoff=self._backoff,
-            refused=self._refused,
-            logger=log,
-        )
-
-    def _refused(self, error: NamingError) -> None:
-        """The registry refused for good: paused until ``resume()`` tries again."""
-        with self._lock:
-            self._paused = True
+    # -- the TTL rounds ----------------------------------------------------------------------------
 
     def _keep(self) -> None:
         """One round: the service is there (registered again if the agent lost it) and passing."""
@@ -278,7 +215,3 @@ class ConsulRegistration(Registration):
     def _is_paused(self) -> bool:
         with self._lock:
             return self._paused
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise NamingError(f"consul: the registration of {self.service_id} is closed")

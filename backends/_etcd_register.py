@@ -25,18 +25,10 @@ only ever put under a lease that ``pause()`` or ``close()`` will revoke.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
-from naming.core import (
-    Address,
-    BackendUnavailableError,
-    Backoff,
-    NamingError,
-    Registration,
-    keepalive,
-)
+from naming.core import Address, BackendUnavailableError, Backoff, KeptRegistration, NamingError
 
 from ._etcd_client import EtcdConnection
 from ._etcd_records import encode_record
@@ -53,7 +45,7 @@ def call_timeout(timeout: float, ttl: float) -> float:
     return min(timeout, max(ttl / 3, 1.0))
 
 
-class EtcdRegistration(Registration):
+class EtcdRegistration(KeptRegistration):
     """See the module docstring. Thread-safe; ``close()`` is idempotent."""
 
     def __init__(
@@ -77,28 +69,9 @@ class EtcdRegistration(Registration):
         self.close_timeout = close_timeout
         self._value = encode_record(address).encode()
         self._conn = connection
-        self._backoff = backoff or Backoff(maximum=max(self.ttl / 3, 0.1))
-        self._lock = threading.Lock()
         self._lease: int | None = None
-        self._paused = False
-        self._closed = False
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        try:
-            self._keep()
-        except BackendUnavailableError as exc:
-            log.warning("%s; %s will be registered once etcd answers", exc, self.key)
-        except NamingError:
-            connection.close()
-            raise
-        self._thread = threading.Thread(
-            target=self._run, name=f"naming-etcd-keepalive-{instance}", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+        self._setup("etcd", self.key, backoff or Backoff(maximum=max(self.ttl / 3, 0.1)), log)
+        self._start(f"naming-etcd-keepalive-{instance}", "etcd")
 
     @property
     def lease(self) -> int | None:
@@ -109,55 +82,19 @@ class EtcdRegistration(Registration):
         state = "closed" if self._closed else "paused" if self._paused else f"lease {self._lease}"
         return f"<EtcdRegistration {self.key} ({state})>"
 
-    def pause(self) -> None:
-        with self._lock:
-            self._check_open()
-            if self._paused:
-                return
-            self._paused = True
-            lease, self._lease = self._lease, None
-        self._revoke(lease, self.close_timeout, "pause")
+    # -- what KeptRegistration asks of a backend ------------------------------------------------
 
-    def resume(self) -> None:
-        with self._lock:
-            self._check_open()
-            self._paused = False
-        self._wake.set()
+    def _take(self) -> int | None:
+        lease, self._lease = self._lease, None
+        return lease
 
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            lease, self._lease = self._lease, None
-            self._stopping.set()
-            self._wake.set()
-        deadline = time.monotonic() + self.close_timeout
-        self._revoke(lease, self.close_timeout, "close")
-        self._conn.close()  # ends a call the keepalive thread may be waiting in
-        if self._thread is not threading.current_thread():
-            self._thread.join(max(deadline - time.monotonic(), 0.1))
+    def _withdraw(self, why: str, lease: int | None) -> None:
+        self._revoke(lease, self.close_timeout, why)
 
-    # -- the keepalive loop --------------------------------------------------------------------
+    def _release(self) -> None:
+        self._conn.close()
 
-    def _run(self) -> None:
-        keepalive(
-            self._keep,
-            component="etcd",
-            label=self.key,
-            interval=self.ttl / 3,
-            wake=self._wake,
-            stopping=self._stopping,
-            backoff=self._backoff,
-            refused=self._refused,
-            logger=log,
-            active=self._active,
-        )
-
-    def _refused(self, error: NamingError) -> None:
-        """The registry refused for good: paused until ``resume()`` tries again."""
-        with self._lock:
-            self._paused = True
+    # -- the keepalive rounds --------------------------------------------------------------------
 
     def _keep(self) -> None:
         """One round: make sure a live lease exists and the record is there with our value."""
@@ -214,10 +151,6 @@ class EtcdRegistration(Registration):
                 self._forget(lease)  # expired, or revoked by pause(): the next round re-grants
             raise
 
-    def _active(self) -> bool:
-        with self._lock:
-            return not (self._paused or self._closed)
-
     def _owns(self, lease: int) -> bool:
         """True while ``lease`` is still the registration's live lease."""
         with self._lock:
@@ -272,7 +205,3 @@ class EtcdRegistration(Registration):
                 self.key,
                 self.ttl,
             )
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise NamingError(f"etcd: the registration of {self.key} is closed")

@@ -28,14 +28,7 @@ import logging
 import threading
 from typing import Any
 
-from naming.core import (
-    Address,
-    BackendUnavailableError,
-    Backoff,
-    NamingError,
-    Registration,
-    keepalive,
-)
+from naming.core import Address, BackendUnavailableError, Backoff, KeptRegistration
 
 from ._zk_client import ClientFactory, ZkSettings, zk_call
 from ._zk_records import encode
@@ -50,7 +43,7 @@ _live_lock = threading.Lock()
 _live: dict[int, bytes] = {}  # session id -> data, of this process's live registrations
 
 
-class ZkRegistration(Registration):
+class ZkRegistration(KeptRegistration):
     """See the module docstring. Thread-safe; ``close()`` is idempotent."""
 
     def __init__(
@@ -77,12 +70,7 @@ class ZkRegistration(Registration):
         self._timeout = min(settings.connect_timeout, max(ttl / 3, 1.0))
         self._data = encode(address, record_format, name=settings.service, instance_id=instance)
         self._client = factory(settings, ttl)
-        self._backoff = Backoff(maximum=max(ttl / 3, 0.1))
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._paused = False
-        self._closed = False
+        self._setup("zk", self.path, Backoff(maximum=max(ttl / 3, 0.1)), log)
         self._session: int | None = None
         self._connected = threading.Event()
         self._client.add_listener(self._on_state)
@@ -90,53 +78,23 @@ class ZkRegistration(Registration):
         self._connected.wait(
             settings.connect_timeout
         )  # the first connection may take a TLS handshake
-        try:
-            self._keep()
-        except BackendUnavailableError as exc:
-            log.warning("%s; %s will be registered once ZooKeeper answers", exc, self.path)
-        except NamingError:
-            self._shutdown()
-            raise
-        self._thread = threading.Thread(
-            target=self._run, name=f"naming-zk-register-{instance}", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+        self._start(f"naming-zk-register-{instance}", "ZooKeeper")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "paused" if self._paused else "active"
         return f"<ZkRegistration {self.path} ({state})>"
 
-    def pause(self) -> None:
-        with self._lock:
-            self._check_open()
-            if self._paused:
-                return
-            self._paused = True
-        self._forget_session()
-        self._delete_ours("pause")
+    # -- what KeptRegistration asks of a backend ------------------------------------------------
 
-    def resume(self) -> None:
-        with self._lock:
-            self._check_open()
-            self._paused = False
-        self._wake.set()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._stopping.set()
-            self._wake.set()
+    def _withdraw(self, why: str, taken: Any) -> None:
         self._forget_session()
-        self._delete_ours("close")
-        self._shutdown()
-        if self._thread is not threading.current_thread():
-            self._thread.join(self.close_timeout)
+        self._delete_ours(why)
+
+    def _release(self) -> None:
+        try:
+            self._client.stop()
+        finally:
+            self._client.close()
 
     # -- kazoo's threads -----------------------------------------------------------------------
 
@@ -151,25 +109,6 @@ class ZkRegistration(Registration):
         self._wake.set()
 
     # -- the loop ------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        keepalive(
-            self._keep,
-            component="zk",
-            label=self.path,
-            interval=self.ttl / 3,
-            wake=self._wake,
-            stopping=self._stopping,
-            backoff=self._backoff,
-            refused=self._refused,
-            logger=log,
-            active=self._active,
-        )
-
-    def _refused(self, error: NamingError) -> None:
-        """The registry refused for good: paused until ``resume()`` tries again."""
-        with self._lock:
-            self._paused = True
 
     def _keep(self) -> None:
         """One round: our node is there, owned by our session, holding our data."""
@@ -262,12 +201,6 @@ class ZkRegistration(Registration):
         except Exception as exc:  # the handler's timeout
             log.warning("zk: on %s, no answer deleting %s (%s)", why, self.path, exc)
 
-    def _shutdown(self) -> None:
-        try:
-            self._client.stop()
-        finally:
-            self._client.close()
-
     def _call(self, what: str, result: Any) -> Any:
         return zk_call(f"{what} {self.path}", lambda: result.get(timeout=self._timeout))
 
@@ -284,11 +217,3 @@ class ZkRegistration(Registration):
             if self._session is not None:
                 _live.pop(self._session, None)
                 self._session = None
-
-    def _active(self) -> bool:
-        with self._lock:
-            return not (self._paused or self._closed)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise NamingError(f"zk: the registration of {self.path} is closed")

@@ -38,7 +38,7 @@ from ._backoff import Backoff
 from ._closing import Closeable
 from ._diff import apply_updates, diff
 from ._hostport import split_host_port
-from ._keepalive import keepalive
+from ._keepalive import KeptRegistration, keepalive
 from ._loop import RegistryWatcher
 from ._options import OptionKind, merge_options
 from ._plugins import (
@@ -81,6 +81,7 @@ __all__ = [
     "Closeable",
     "DeadlineExceededError",
     "FrozenMap",
+    "KeptRegistration",
     "MissingDependencyError",
     "NamingError",
     "NoAddressAvailableError",
