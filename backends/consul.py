@@ -17,11 +17,10 @@ blocking query may wait, default 60), ``consistency`` (``default``, ``consistent
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from naming.core import Address, Backend, Registration, Resolver, Target, as_target, hookimpl
+from naming.core import Address, Backend, Registration, Resolver, Target, WatchingResolver, hookimpl
 
 from ._consul_client import REGISTER_OPTIONS, ConsulConnection, ConsulSettings, settings_from
 from ._consul_register import ConsulRegistration
@@ -30,27 +29,15 @@ from ._consul_watch import ConsulWatcher
 __all__ = ["ConsulBackend", "ConsulRegistration", "ConsulResolver", "ConsulWatcher"]
 
 
-class ConsulResolver(Resolver):
+class ConsulResolver(WatchingResolver):
     """Makes a ConsulWatcher (with its own connection) per ``resolve()``; ``close()`` closes them."""
 
     def __init__(self, settings: ConsulSettings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
-        self._watchers: list[ConsulWatcher] = []
+        super().__init__()
 
-    def resolve(self, target: Target | str) -> ConsulWatcher:
-        settings = dataclasses.replace(self.settings, service=as_target(target).endpoint)
-        watcher = ConsulWatcher(ConsulConnection(settings))
-        with self._lock:
-            self._watchers = [w for w in self._watchers if not w.closed]
-            self._watchers.append(watcher)
-        return watcher
-
-    def close(self) -> None:
-        with self._lock:
-            watchers, self._watchers = self._watchers, []
-        for watcher in watchers:
-            watcher.close()
+    def _watch(self, service: str) -> ConsulWatcher:
+        return ConsulWatcher(ConsulConnection(dataclasses.replace(self.settings, service=service)))
 
     def __repr__(self) -> str:
         return f"<ConsulResolver {self.settings!r}>"

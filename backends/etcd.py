@@ -15,11 +15,10 @@ default 5), ``user`` and ``password`` (the password only as a keyword), ``ca_cer
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from naming.core import Address, Backend, Registration, Resolver, Target, as_target, hookimpl
+from naming.core import Address, Backend, Registration, Resolver, Target, WatchingResolver, hookimpl
 
 from ._etcd_client import (
     REGISTER_OPTIONS,
@@ -35,29 +34,17 @@ from ._etcd_watch import EtcdWatcher
 __all__ = ["EtcdBackend", "EtcdRegistration", "EtcdResolver", "EtcdSettings", "EtcdWatcher"]
 
 
-class EtcdResolver(Resolver):
+class EtcdResolver(WatchingResolver):
     """Makes an EtcdWatcher (with its own connection) per ``resolve()``; ``close()`` closes them."""
 
     def __init__(self, settings: EtcdSettings, factory: ClientFactory = default_client_factory):
         self.settings = settings
         self._factory = factory
-        self._lock = threading.Lock()
-        self._watchers: list[EtcdWatcher] = []
+        super().__init__()
 
-    def resolve(self, target: Target | str) -> EtcdWatcher:
-        service = as_target(target).endpoint
+    def _watch(self, service: str) -> EtcdWatcher:
         settings = dataclasses.replace(self.settings, service=service)
-        watcher = EtcdWatcher(EtcdConnection(settings, self._factory))
-        with self._lock:
-            self._watchers = [w for w in self._watchers if not w.closed]
-            self._watchers.append(watcher)
-        return watcher
-
-    def close(self) -> None:
-        with self._lock:
-            watchers, self._watchers = self._watchers, []
-        for watcher in watchers:
-            watcher.close()
+        return EtcdWatcher(EtcdConnection(settings, self._factory))
 
     def __repr__(self) -> str:
         return f"<EtcdResolver {self.settings!r}>"

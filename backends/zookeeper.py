@@ -18,11 +18,10 @@ Needs ``pip install 'grpc-naming[zookeeper]'``.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from naming.core import Address, Backend, Registration, Resolver, Target, as_target, hookimpl
+from naming.core import Address, Backend, Registration, Resolver, Target, WatchingResolver, hookimpl
 
 from ._zk_client import (
     REGISTER_OPTIONS,
@@ -37,28 +36,16 @@ from ._zk_watch import ZkWatcher
 __all__ = ["ZkBackend", "ZkRegistration", "ZkResolver", "ZkSettings", "ZkWatcher"]
 
 
-class ZkResolver(Resolver):
+class ZkResolver(WatchingResolver):
     """Makes a ZkWatcher (with its own session) per ``resolve()``; ``close()`` closes them."""
 
     def __init__(self, settings: ZkSettings, factory: ClientFactory = default_client_factory):
         self.settings = settings
         self._factory = factory
-        self._lock = threading.Lock()
-        self._watchers: list[ZkWatcher] = []
+        super().__init__()
 
-    def resolve(self, target: Target | str) -> ZkWatcher:
-        service = as_target(target).endpoint
-        watcher = ZkWatcher(dataclasses.replace(self.settings, service=service), self._factory)
-        with self._lock:
-            self._watchers = [w for w in self._watchers if not w.closed]
-            self._watchers.append(watcher)
-        return watcher
-
-    def close(self) -> None:
-        with self._lock:
-            watchers, self._watchers = self._watchers, []
-        for watcher in watchers:
-            watcher.close()
+    def _watch(self, service: str) -> ZkWatcher:
+        return ZkWatcher(dataclasses.replace(self.settings, service=service), self._factory)
 
     def __repr__(self) -> str:
         return f"<ZkResolver {self.settings!r}>"

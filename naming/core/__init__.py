@@ -61,7 +61,7 @@ from ._records import (
     encode_record,
     record_address,
 )
-from ._resolver import AsyncWatcher, Resolver, Watcher
+from ._resolver import AsyncWatcher, Resolver, Watcher, WatchingResolver
 from ._target import Target, parse_target
 from ._timeouts import as_timeout
 from ._types import Address, FrozenMap, Operation, Update
@@ -106,6 +106,7 @@ __all__ = [
     "Update",
     "Watcher",
     "WatcherClosedError",
+    "WatchingResolver",
     "add_plugin",
     "apply_updates",
     "as_target",

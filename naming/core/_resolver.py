@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from ..errors import WatcherClosedError
 from ._closing import Closeable
-from ._target import Target
+from ._target import Target, parse_target
 from ._types import Update
 
-__all__ = ["AsyncWatcher", "Resolver", "Watcher"]
+__all__ = ["AsyncWatcher", "Resolver", "Watcher", "WatchingResolver"]
 
 
 class Watcher(Closeable, ABC):
@@ -70,6 +71,37 @@ class Resolver(Closeable, ABC):
 
     def close(self) -> None:
         """Release the resolver's resources. Idempotent; the default holds nothing."""
+
+
+class WatchingResolver(Resolver):
+    """A resolver that makes a watcher of its own (with its own client) per ``resolve()``, and
+    closes the ones still open in ``close()``: what every registry backend's resolver does.
+
+    A subclass calls ``super().__init__()`` and writes ``_watch(service)``, which makes the watcher
+    of the target's service (its endpoint: ``etcd://host/<service>``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: list[Watcher] = []
+
+    @abstractmethod
+    def _watch(self, service: str) -> Watcher:
+        """A new watcher of ``service``."""
+
+    def resolve(self, target: Target | str) -> Watcher:
+        parsed = target if isinstance(target, Target) else parse_target(target)
+        watcher = self._watch(parsed.endpoint)
+        with self._lock:
+            self._watchers = [w for w in self._watchers if not getattr(w, "closed", False)]
+            self._watchers.append(watcher)
+        return watcher
+
+    def close(self) -> None:
+        with self._lock:
+            watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher.close()
 
 
 @runtime_checkable
