@@ -11,6 +11,7 @@ runs that loop on the caller's thread; ``future()`` drives the same policy witho
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOSED",
     "CLOSED_UNARY",
+    "KINDS",
     "CallError",
     "StreamStream",
     "StreamUnary",
@@ -221,3 +223,12 @@ class UnaryStream(_StreamResponse, grpc.UnaryStreamMultiCallable):  # type: igno
 
 class StreamStream(_StreamResponse, grpc.StreamStreamMultiCallable):  # type: ignore[misc]
     """A stream-stream method of a BalancedChannel."""
+
+
+# The multicallable class of each kind of method, for the channel's four methods (ChannelBase).
+KINDS: dict[str, Callable[..., Any]] = {
+    "unary_unary": UnaryUnary,
+    "unary_stream": UnaryStream,
+    "stream_unary": StreamUnary,
+    "stream_stream": StreamStream,
+}

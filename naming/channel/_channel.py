@@ -16,7 +16,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import grpc
 
@@ -24,7 +24,7 @@ from balancers import Balancer, Notifications
 from naming.core import Address, BalancerClosedError, Closeable, DeadlineExceededError, Resolver
 
 from ._base import ChannelBase
-from ._calls import StreamStream, StreamUnary, UnaryStream, UnaryUnary
+from ._calls import KINDS
 from ._errors import CallError
 from ._policy import within
 from ._subchannel import BaseSubchannel
@@ -54,12 +54,7 @@ class BalancedChannel(ChannelBase, Closeable, grpc.Channel):  # type: ignore[mis
     after ``close()``. Callbacks run in order on an internal or grpc thread and must not block.
     """
 
-    _kinds: ClassVar[dict[str, Callable[[Any, tuple[Any, ...]], Any]]] = {
-        "unary_unary": UnaryUnary,
-        "unary_stream": UnaryStream,
-        "stream_unary": StreamUnary,
-        "stream_stream": StreamStream,
-    }
+    _kinds = KINDS
 
     def __init__(
         self,

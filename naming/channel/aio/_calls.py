@@ -7,6 +7,7 @@ decides) or a :class:`naming.channel.aio._stream.StreamCall` (one pick, one atte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -18,7 +19,7 @@ from ._unary import UnaryCall
 if TYPE_CHECKING:
     from ._channel import BalancedChannel
 
-__all__ = ["StreamStream", "StreamUnary", "UnaryStream", "UnaryUnary"]
+__all__ = ["KINDS", "StreamStream", "StreamUnary", "UnaryStream", "UnaryUnary"]
 
 CLOSED = "Channel is closed."  # grpc.aio's UsageError for a call on a closed channel
 
@@ -136,3 +137,12 @@ class StreamStream(_Method, grpc.aio.StreamStreamMultiCallable):  # type: ignore
             wait_for_ready,
             compression,
         )
+
+
+# The multicallable class of each kind of method, for the channel's four methods (ChannelBase).
+KINDS: dict[str, Callable[..., Any]] = {
+    "unary_unary": UnaryUnary,
+    "unary_stream": UnaryStream,
+    "stream_unary": StreamUnary,
+    "stream_stream": StreamStream,
+}

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import grpc
 
@@ -35,7 +35,7 @@ from .._base import ChannelBase
 from .._errors import CallError as SyncCallError
 from .._policy import CallPolicy, remaining, resync_wait, within
 from .._subchannel import BaseSubchannel
-from ._calls import CLOSED, StreamStream, StreamUnary, UnaryStream, UnaryUnary
+from ._calls import CLOSED, KINDS
 from ._errors import aio_error, closed, settle
 from ._subchannel import AioSubchannel
 
@@ -60,12 +60,7 @@ class BalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]  # g
     ``idempotent`` are the sync channel's. Connectivity follows the sync channel's rule.
     """
 
-    _kinds: ClassVar[dict[str, Callable[[Any, tuple[Any, ...]], Any]]] = {
-        "unary_unary": UnaryUnary,
-        "unary_stream": UnaryStream,
-        "stream_unary": StreamUnary,
-        "stream_stream": StreamStream,
-    }
+    _kinds = KINDS
 
     def __init__(
         self,
